@@ -1,0 +1,1020 @@
+"""The FlinkDeployment sync: parent + observed children + observed Flink state + clock in; desired
+children, status, actions and events out (apache-operator-behaviour.md §2–§7, §9).
+
+Metacontroller writes status once per sync, *after* applying children, and deletes every child a response
+leaves out. So every step that depends on a durable record is split across syncs:
+
+* `status.flinkSync.cluster` is the deployment the children are rendered from (spec, job id, restore path,
+  generation). Children change only when this record changes, and a new record is written only after the
+  values it needs (job id, savepoint path) were already in the incoming status.
+* `status.flinkSync.pending` is an in-flight Flink operation (stop-with-savepoint, cancel, savepoint) with a
+  deterministic trigger id; it is polled on later syncs, and re-issued with the same id if Flink lost it.
+* `status.flinkSync.next` is the deployment to create once the old cluster's Deployments are gone.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import flinkconf, observed
+from .diff import DiffType, classify
+from .durations import DurationError, parse_duration
+from .ids import derive_id
+from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
+from .render import ClusterPlan, is_ha_enabled, is_kubernetes_ha, parallelism_and_replicas, render_cluster
+from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse_deployment_spec,
+                   serialize_reconciled, spec_json)
+from .status import (TERMINAL_JOB_STATES, camel, error_json, error_message, lifecycle_state, set_condition)
+from .validation import SAVEPOINT_DIR_KEYS, validate_deployment
+
+OP = "kubernetes.operator."
+UPGRADE_RETRY_MS = 15_000
+
+
+def _opt(config: dict[str, str], key: str, default: str) -> str:
+    value = config.get(OP + key)
+    return value if value not in (None, "") else default
+
+
+def _duration_ms(config: dict[str, str], key: str, default: str) -> int:
+    try:
+        return parse_duration(_opt(config, key, default))
+    except DurationError:
+        return parse_duration(default)
+
+
+def iso(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: str | None, generation: int,
+                   mark_stable: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {"spec": json.dumps(spec_json(spec), separators=(",", ":"), sort_keys=True),
+                              "jobId": job_id, "restorePath": restore_path, "generation": generation}
+    if mark_stable:
+        record["markStable"] = True
+    return record
+
+
+def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
+    """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""
+    meta = parent.get("metadata") or {}
+    status = parent.get("status") or {}
+    internal = status.get("flinkSync") or {}
+    cluster = internal.get("cluster")
+    pending = internal.get("pending") or {}
+    if not cluster:
+        return ObservationPlan()
+    jm = observed.deployment(children, meta.get("name", ""))
+    if jm is None and not pending:
+        return ObservationPlan()
+    job_id = cluster.get("jobId") if json.loads(cluster["spec"]).get("job") is not None else None
+    trigger = pending.get("triggerId") if pending.get("op") in ("stop", "savepoint") else None
+    return ObservationPlan(
+        query_cluster=True,
+        cluster_info=not status.get("clusterInfo") or status.get("jobManagerDeploymentStatus") != "READY",
+        job_id=job_id,
+        trigger_job_id=pending.get("jobId") if trigger else None,
+        trigger_id=trigger,
+        latest_checkpoint=job_id is not None,
+        failure_cause=job_id is not None,
+    )
+
+
+@dataclass
+class _Sync:
+    parent: dict[str, Any]
+    children_in: dict[str, Any]
+    flink: FlinkObservation | None
+    now_ms: int
+    settings: CoreSettings
+    session_jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        meta = self.parent.get("metadata") or {}
+        self.name: str = meta.get("name") or ""
+        self.namespace: str = meta.get("namespace") or "default"
+        self.uid: str = meta.get("uid") or f"{self.namespace}/{self.name}"
+        self.generation: int = int(meta.get("generation") or 1)
+        self.old_status: dict[str, Any] = self.parent.get("status") or {}
+        self.status: dict[str, Any] = copy.deepcopy(self.old_status)
+        self.status.pop("observedGeneration", None)
+        self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
+        self.events: list[Event] = []
+        self.actions: list[Action] = []
+        self.desired: FlinkDeploymentSpec | None = None
+        self.config: dict[str, str] = {}
+        self.invalid: str | None = None
+        self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
+        self.waiting_progress = False
+
+    # ----------------------------------------------------------------- small accessors
+    def _recon(self) -> dict[str, Any]:
+        return self.status.setdefault("reconciliationStatus", {})
+
+    def _job_status(self) -> dict[str, Any]:
+        return self.status.setdefault("jobStatus", {})
+
+    def _savepoint_info(self) -> dict[str, Any]:
+        return self._job_status().setdefault("savepointInfo", {})
+
+    @property
+    def cluster(self) -> dict[str, Any] | None:
+        return self.internal.get("cluster")
+
+    def _cluster_spec(self) -> FlinkDeploymentSpec | None:
+        return parse_deployment_spec(json.loads(self.cluster["spec"])) if self.cluster else None
+
+    def _is_app(self) -> bool:
+        spec = self.desired or self._cluster_spec()
+        if spec is not None:
+            return spec.job is not None
+        return (self.reconciled or {}).get("job") is not None
+
+    def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "JobManagerDeployment") -> None:
+        self.events.append(Event(reason=reason, message=message, type=kind, component=component))  # type: ignore[arg-type]
+
+    def _record_reconciled(self, spec_dict: dict[str, Any], first: bool = False) -> None:
+        spec = parse_deployment_spec(spec_dict)
+        self._recon()["lastReconciledSpec"] = serialize_reconciled(spec, first)
+        self.reconciled = spec_json(spec)
+
+    def _mark_stable(self) -> None:
+        recon = self._recon()
+        if recon.get("lastReconciledSpec"):
+            recon["lastStableSpec"] = recon["lastReconciledSpec"]
+
+    def _observed_jm(self) -> dict[str, Any] | None:
+        return observed.deployment(self.children_in, self.name)
+
+    def _old_cluster_present(self) -> bool:
+        return bool(self._observed_jm() or observed.deployment(self.children_in, f"{self.name}-taskmanager"))
+
+    def _config_for(self, spec: FlinkDeploymentSpec | None) -> dict[str, str]:
+        if spec is None:
+            return {}
+        return flinkconf.effective_user_config(self.settings.operator_defaults, self.namespace, spec.flinkVersion,
+                                               spec.flinkConfiguration)
+
+    # ----------------------------------------------------------------- entry point
+    def run(self, finalizing: bool) -> SyncResult:
+        self._parse_and_validate()
+        if finalizing:
+            return self._finalize()
+        self._observe()
+        self._step()
+        return self._result()
+
+    def _parse_and_validate(self) -> None:
+        spec_raw = self.parent.get("spec")
+        error: str | None
+        try:
+            spec = parse_deployment_spec(spec_raw)
+            config = self._config_for(spec)
+            recon_state = ((self.reconciled or {}).get("job") or {}).get("state")
+            error = validate_deployment(self.name, spec, config, self.reconciled, recon_state,
+                                        self.settings.validators, self.parent)
+        except SpecError as exc:
+            spec, config, error = None, {}, str(exc)
+        except Exception as exc:  # noqa: BLE001 - malformed input must become a status error, not a 500
+            spec, config, error = None, {}, f"spec: could not be read: {type(exc).__name__}: {exc}"
+        if error:
+            self.invalid = error
+            previous = error_message(self.old_status.get("error"))
+            self.status["error"] = error_json("ValidationException", error)
+            if previous != error:
+                self._event("ValidationError", error, "Warning", "Operator")
+            # Keep reconciling the last good spec (Apache replaces the in-memory spec the same way).
+            if self.reconciled is not None:
+                try:
+                    self.desired = parse_deployment_spec(self.reconciled)
+                except SpecError:
+                    self.desired = None
+                self.config = self._config_for(self.desired)
+            return
+        self.desired, self.config = spec, config
+        if error_message(self.old_status.get("error")).startswith("spec") and \
+                "ValidationException" in (self.old_status.get("error") or ""):
+            self.status.pop("error", None)  # the spec was fixed
+
+    # ----------------------------------------------------------------- observe
+    def _observe(self) -> None:
+        cluster = self.cluster
+        if not cluster:
+            if self.reconciled is not None:
+                self.status["jobManagerDeploymentStatus"] = "MISSING"
+            return
+        jm = self._observed_jm()
+        flink = self.flink
+        previous = self.old_status.get("jobManagerDeploymentStatus")
+        if jm is None:
+            if self.internal.get("jmSeen"):
+                self._jm_missing(previous)
+                return
+            self.status["jobManagerDeploymentStatus"] = "DEPLOYING"
+            return
+        self.internal["jmSeen"] = True
+        failure = observed.replica_failure(jm)
+        if observed.is_available(jm) and flink is not None and flink.reachable:
+            jm_status = "READY"
+        elif observed.is_available(jm):
+            jm_status = "DEPLOYED_NOT_READY"
+        elif failure:
+            jm_status = "ERROR"
+            if previous != "ERROR":
+                message = f"[flink-main-container] {failure}"
+                self.status["error"] = error_json("DeploymentFailedException", message, "FailedCreate")
+                self._event("FailedCreate", message, "Warning")
+        else:
+            jm_status = "DEPLOYING"
+        self.status["jobManagerDeploymentStatus"] = jm_status
+        if jm_status != "READY" or flink is None:
+            if self._is_app() and self._job_status().get("state") == "RUNNING":
+                self._job_status()["state"] = "RECONCILING"
+            return
+        if flink.flink_version:
+            info = dict(self.status.get("clusterInfo") or {})
+            info["flink-version"] = flink.flink_version
+            if flink.flink_revision:
+                info["flink-revision"] = flink.flink_revision
+            self.status["clusterInfo"] = info
+        recon_state = self._recon().get("state")
+        if not self._is_app():
+            if recon_state == "DEPLOYED" and self._recon().get("lastReconciledSpec") != self._recon().get("lastStableSpec"):
+                self._mark_stable()
+            self._clear_error_when_healthy()
+            return
+        self._observe_job(cluster)
+
+    def _jm_missing(self, previous: str | None) -> None:
+        self.status["jobManagerDeploymentStatus"] = "MISSING"
+        job_status = self._job_status()
+        if job_status.get("state") not in TERMINAL_JOB_STATES:
+            job_status["state"] = "RECONCILING"
+        if previous in ("MISSING", "ERROR"):
+            return
+        self.status["error"] = error_json("MissingJobManagerException", "Missing JobManager deployment")
+        self._event("Missing", "Missing JobManager deployment", "Warning")
+        spec = self._cluster_spec()
+        stateless = spec is None or spec.job is None or (self.reconciled or {}).get("job", {}).get("upgradeMode") == "stateless"
+        recovery = flinkconf.is_true(self.config, OP + "jm-deployment-recovery.enabled", True)
+        if recovery and (stateless or is_ha_enabled(self._config_for(spec))):
+            # Metacontroller re-creates the Deployment from the same record on this very response.
+            self._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
+            self.internal["jmSeen"] = False
+            return
+        # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
+        # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
+        self.internal.pop("cluster", None)
+        self.status["error"] = error_json(
+            "UpgradeFailureException",
+            "JobManager deployment is missing and HA metadata is not available to make stateful upgrades. It is "
+            "possible that the job has finished or terminally failed, or the configmaps have been deleted. "
+            "Manual restore required.", "UpgradeFailed")
+
+    def _observe_job(self, cluster: dict[str, Any]) -> None:
+        flink = self.flink
+        assert flink is not None
+        job_status = self._job_status()
+        job_id = cluster.get("jobId")
+        job = flink.job(job_id)
+        old_state = job_status.get("state")
+        if job is None:
+            if flink.jobs is not None and old_state not in TERMINAL_JOB_STATES:
+                job_status["state"] = "RECONCILING"
+            return
+        job_status["jobId"] = job.job_id
+        job_status["jobName"] = job.name
+        if job.start_time:
+            job_status["startTime"] = str(job.start_time)
+        if job.state != old_state:
+            job_status["state"] = job.state
+            job_status["updateTime"] = str(self.now_ms)
+            message = f"Job status changed from {old_state} to {job.state}" if old_state else f"Job status changed to {job.state}"
+            self._event("JobStatusChanged", message, component="Job")
+        recon = self._recon()
+        recon_job_state = ((self.reconciled or {}).get("job") or {}).get("state")
+        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and \
+                not (self.internal.get("pending") or {}).get("op") == "stop":
+            job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+        if job.state == "RUNNING" and recon.get("state") == "DEPLOYED" and \
+                recon.get("lastReconciledSpec") != recon.get("lastStableSpec"):
+            self._mark_stable()
+        if job.state == "FINISHED" and recon_job_state == "running" and recon.get("state") == "DEPLOYED":
+            self._mark_stable()
+        if job.state == "FAILED" and old_state != "FAILED":
+            cause = flink.failure_cause or "Job failed"
+            self.status["error"] = error_json("JobFailedException", cause)
+            self._event("Error", cause, "Warning", "Job")
+        if job.state == "CANCELED" and old_state != "CANCELED" and not self.internal.get("pending") and \
+                recon_job_state == "running" and recon.get("state") in ("DEPLOYED", "ROLLED_BACK"):
+            # Cancelled outside the operator: the job counts as suspended, so the spec restores it (Apache does the same).
+            spec = dict(self.reconciled or {})
+            spec["job"] = {**(spec.get("job") or {}), "state": "suspended", "upgradeMode": "savepoint"}
+            self._record_reconciled(spec)
+        if job.state == "RUNNING":
+            self._clear_error_when_healthy()
+
+    def _clear_error_when_healthy(self) -> None:
+        recon = self._recon()
+        if self.invalid:
+            return
+        if self.status.get("jobManagerDeploymentStatus") != "ERROR" and self._job_status().get("state") != "FAILED" \
+                and recon.get("lastReconciledSpec") == recon.get("lastStableSpec"):
+            self.status.pop("error", None)
+
+    # ----------------------------------------------------------------- the state machine
+    def _step(self) -> None:
+        if self.internal.get("next"):
+            self._deploy_next()
+            return
+        if self.internal.get("pending"):
+            self._progress_pending()
+            return
+        if self.desired is None:
+            return
+        if self.reconciled is None:
+            if not self.invalid:
+                self._first_deploy()
+            return
+        if self.invalid:
+            # Only finish what is in flight: an upgrade whose old cluster is already gone is completed with
+            # the recorded target spec so that an invalid edit never leaves the job down.
+            if self._recon().get("state") == "UPGRADING" and not self.cluster:
+                target = copy.deepcopy(self.reconciled)
+                if target.get("job"):
+                    target["job"]["state"] = "running"
+                self.desired = parse_deployment_spec(target)
+                self._upgrade(DiffType.UPGRADE)
+            return
+        desired_json = spec_json(self.desired)
+        diff, fields = classify(self.reconciled, desired_json)
+        recon_state = self._recon().get("state")
+        if diff == DiffType.IGNORE and recon_state != "UPGRADING":
+            if self._should_roll_back():
+                self._start_rollback()
+                return
+            self._other_changes()
+            return
+        if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
+            self.internal["specChangedGeneration"] = self.generation
+            self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkDeploymentSpec["
+                        + ", ".join(fields) + "]), starting reconciliation.")
+        retry_at = self.internal.get("retryAt")
+        if retry_at and self.now_ms < retry_at:
+            self.waiting_progress = True
+            return
+        self.internal.pop("retryAt", None)
+        if diff == DiffType.SCALE and self.cluster and self._can_scale_in_place():
+            self._scale_in_place()
+            return
+        self._upgrade(diff)
+
+    def _first_deploy(self) -> None:
+        spec = self.desired
+        assert spec is not None
+        if spec.job is not None and spec.job.state == "suspended":
+            return  # created suspended: nothing is deployed, lifecycle CREATED
+        job_id = derive_id(self.uid, self.generation, 0) if spec.job is not None else None
+        restore = spec.job.initialSavepointPath if spec.job is not None else None
+        recorded = spec_json(spec)
+        if spec.job is not None:
+            recorded["job"]["upgradeMode"] = "savepoint" if restore else "stateless"
+            job_status = self._job_status()
+            job_status.update({"jobId": job_id, "jobName": self.name, "state": "RECONCILING"})
+            if restore:
+                job_status["upgradeSavepointPath"] = restore
+        self._record_reconciled(recorded, first=True)
+        recon = self._recon()
+        recon["state"] = "DEPLOYED"
+        recon["reconciliationTimestamp"] = self.now_ms
+        self.internal["cluster"] = cluster_record(spec, job_id, restore, self.generation)
+        self.internal["deploys"] = 1
+        self.status["jobManagerDeploymentStatus"] = "DEPLOYING"
+        self.status.pop("error", None)
+        self._event("Submit", "Starting deployment")
+
+    def _deploy_next(self) -> None:
+        if self._old_cluster_present():
+            self.waiting_progress = True
+            return
+        nxt = self.internal.pop("next")
+        mark_stable = nxt.pop("markStable", False)
+        self.internal["cluster"] = nxt
+        self.internal["jmSeen"] = False
+        recon = self._recon()
+        if recon.get("state") == "ROLLING_BACK":
+            recon["state"] = "ROLLED_BACK"
+        else:
+            spec = copy.deepcopy(self.reconciled or {})
+            if spec.get("job"):
+                spec["job"]["state"] = "running"
+            self._record_reconciled(spec)
+            recon["state"] = "DEPLOYED"
+            if mark_stable:
+                self._mark_stable()
+        recon["reconciliationTimestamp"] = self.now_ms
+        job_status = self._job_status()
+        if nxt.get("jobId"):
+            job_status.update({"jobId": nxt["jobId"], "state": "RECONCILING"})
+            job_status.pop("startTime", None)
+        self.status["jobManagerDeploymentStatus"] = "DEPLOYING"
+        if not self.invalid:
+            self.status.pop("error", None)
+        self._event("Submit", "Starting deployment")
+
+    # ----------------------------------------------------------------- upgrades and suspend
+    def _can_scale_in_place(self) -> bool:
+        return (self._config_for(self._cluster_spec()).get("scheduler-mode") or "").lower() == "reactive"
+
+    def _scale_in_place(self) -> None:
+        assert self.desired is not None and self.cluster is not None
+        self.internal["cluster"] = {**self.cluster, "spec": cluster_record(self.desired, None, None, 0)["spec"]}
+        spec = spec_json(self.desired)
+        if spec.get("job") and self.reconciled and self.reconciled.get("job"):
+            spec["job"]["upgradeMode"] = self.reconciled["job"].get("upgradeMode")
+            spec["job"]["savepointTriggerNonce"] = self.reconciled["job"].get("savepointTriggerNonce")
+        self._record_reconciled(spec)
+        self._recon()["state"] = "DEPLOYED"
+        self._recon()["reconciliationTimestamp"] = self.now_ms
+
+    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+        """The desired spec as recorded: the given job state and restore mode, old snapshot nonces kept."""
+        assert self.desired is not None
+        spec = spec_json(self.desired)
+        old_job = (self.reconciled or {}).get("job") or {}
+        if spec.get("job") is not None:
+            spec["job"]["state"] = job_state
+            if upgrade_mode:
+                spec["job"]["upgradeMode"] = upgrade_mode
+            for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
+                spec["job"][nonce] = old_job.get(nonce)
+        return spec
+
+    def _upgrade(self, diff: DiffType) -> None:
+        assert self.desired is not None
+        is_app = self.desired.job is not None
+        recon_job = (self.reconciled or {}).get("job") or {}
+        current = recon_job.get("state", "running") if is_app else ("running" if self.cluster else "suspended")
+        wanted = self.desired.job.state if is_app else "running"
+        if self.cluster and current == "running":
+            self._suspend(diff)
+            return
+        if self.cluster and current == "suspended":
+            # The stop or cancel finished and its savepoint path is already durable in status: remove the cluster.
+            self.internal.pop("cluster")
+            self.status["jobManagerDeploymentStatus"] = "MISSING"
+            self.waiting_progress = True
+            return
+        if wanted == "suspended":
+            if self._recon().get("state") == "UPGRADING":
+                self._recon()["state"] = "DEPLOYED"
+            return
+        if self._old_cluster_present():
+            self.waiting_progress = True
+            return
+        self._prepare_deploy(diff)
+
+    def _prepare_deploy(self, diff: DiffType) -> None:
+        """Record the next deployment (job id, restore path) in status; the following sync creates it."""
+        assert self.desired is not None
+        job = self.desired.job
+        job_status = self._job_status()
+        recon_job = (self.reconciled or {}).get("job") or {}
+        deploys = int(self.internal.get("deploys") or 1)
+        mark_stable = False
+        if job is None:
+            restore_mode, path, job_id = None, None, None
+        else:
+            restore_mode = "stateless" if job.upgradeMode == "stateless" else (recon_job.get("upgradeMode") or "stateless")
+            if diff == DiffType.SAVEPOINT_REDEPLOY:
+                restore_mode, mark_stable = "savepoint", True
+                job_status["upgradeSavepointPath"] = job.initialSavepointPath
+            path = job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
+            if restore_mode == "last-state" and job_status.get("jobId"):
+                job_id = job_status["jobId"]  # HA checkpoints are keyed by job id
+            else:
+                job_id = derive_id(self.uid, self.generation, deploys)
+            job_status["jobId"] = job_id
+        self.internal["deploys"] = deploys + 1
+        self.internal["next"] = cluster_record(self.desired, job_id, path, self.generation, mark_stable)
+        self._record_reconciled(self._target_spec("suspended", restore_mode))
+        recon = self._recon()
+        recon["state"] = "UPGRADING"
+        recon["reconciliationTimestamp"] = self.now_ms
+        self.waiting_progress = True
+
+    def _suspend(self, diff: DiffType) -> None:
+        """Stop the running job the way its upgradeMode asks (behaviour doc §3.3/§3.4)."""
+        assert self.desired is not None and self.cluster is not None
+        wanted = self.desired.job.state if self.desired.job else "running"
+        if self.desired.job is None:  # session cluster: delete, then deploy the new one
+            self.internal.pop("cluster")
+            self._record_reconciled(self._target_spec("running", None))
+            self._recon()["state"] = "UPGRADING"
+            self.status["jobManagerDeploymentStatus"] = "MISSING"
+            self._event("Suspended", "Suspending existing deployment.")
+            self.waiting_progress = True
+            return
+        job_status = self._job_status()
+        job_state = job_status.get("state")
+        mode = self.desired.job.upgradeMode
+        cluster_spec = self._cluster_spec()
+        version_changed = cluster_spec is not None and cluster_spec.flinkVersion != self.desired.flinkVersion
+        jm_ready = self.status.get("jobManagerDeploymentStatus") == "READY"
+        if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
+            self._stateless_suspend(wanted, "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless",
+                                    cancel=job_state not in TERMINAL_JOB_STATES)
+            return
+        if job_state in TERMINAL_JOB_STATES:
+            if (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                self.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
+                return
+            self._finish_suspend(wanted, "savepoint")
+            return
+        if job_state == "CANCELLING":
+            self.waiting_progress = True
+            return
+        use_last_state = mode == "last-state"
+        if mode == "savepoint":
+            if job_state == "RUNNING" and jm_ready:
+                self._start_stop(wanted)
+                return
+            if version_changed or flinkconf.is_true(self.config, OP + "job.upgrade.last-state-fallback.enabled", True):
+                use_last_state = True
+            else:
+                self.waiting_progress = True
+                return
+        if use_last_state:
+            savepoint_dir = flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
+            cancellable = jm_ready and job_state not in (None, "RECONCILING") and job_state not in TERMINAL_JOB_STATES
+            if version_changed:
+                if job_state == "RUNNING" and savepoint_dir and jm_ready:
+                    self._start_stop(wanted)
+                elif cancellable:
+                    self._start_cancel(wanted)
+                else:
+                    self.waiting_progress = True
+                return
+            ha = is_kubernetes_ha(self._config_for(cluster_spec)) and is_kubernetes_ha(self.config)
+            cancel_enabled = flinkconf.is_true(self.config, OP + "job.upgrade.last-state.job-cancel.enabled")
+            if ha and not cancel_enabled:
+                # Keep the HA metadata: delete the cluster, redeploy with the same job id; Flink resumes from HA.
+                self._event("Suspended", "Suspending existing deployment.")
+                self._record_reconciled(self._target_spec("suspended", "last-state"))
+                self._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
+                if wanted != "running":
+                    self._mark_stable()
+                self.internal.pop("cluster")
+                self.status["jobManagerDeploymentStatus"] = "MISSING"
+                self.waiting_progress = True
+                return
+            if cancellable:
+                self._start_cancel(wanted)
+                return
+        self.waiting_progress = True
+
+    def _stateless_suspend(self, wanted: str, restore_mode: str, cancel: bool) -> None:
+        assert self.cluster is not None
+        job_id = self.cluster.get("jobId")
+        if cancel and job_id and self.status.get("jobManagerDeploymentStatus") == "READY":
+            self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
+        self._event("Suspended", "Suspending existing deployment.")
+        self._record_reconciled(self._target_spec("suspended", restore_mode))
+        recon = self._recon()
+        if wanted == "running":
+            recon["state"] = "UPGRADING"
+        else:
+            recon["state"] = "DEPLOYED"
+            self._mark_stable()
+        self.internal.pop("cluster")
+        self.status["jobManagerDeploymentStatus"] = "MISSING"
+        self._job_status()["state"] = "CANCELED" if cancel else self._job_status().get("state")
+        self.waiting_progress = True
+
+    def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
+        """The job is stopped and the path to restore from is in status; record the suspended spec.
+        The cluster itself is removed on the next sync (the path must be durable before children change)."""
+        self._record_reconciled(self._target_spec("suspended", restore_mode))
+        recon = self._recon()
+        if wanted == "running":
+            recon["state"] = "UPGRADING"
+        else:
+            recon["state"] = "DEPLOYED"
+            self._mark_stable()
+        self.waiting_progress = True
+
+    def _savepoint_dir(self) -> str | None:
+        return flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
+
+    def _start_stop(self, wanted: str, purpose: str | None = None) -> None:
+        assert self.cluster is not None
+        job_id = self.cluster["jobId"]
+        attempt = int(self.internal.get("attempts") or 0)
+        trigger_id = derive_id(self.uid, "stop", job_id, attempt)
+        pending = {"op": "stop", "triggerId": trigger_id, "jobId": job_id, "startedAt": self.now_ms,
+                   "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
+        self.internal["pending"] = pending
+        self.actions.append(self._stop_action(pending))
+        if pending["purpose"] != "delete":
+            self._recon()["state"] = "UPGRADING"
+            self._event("Suspended", "Suspending existing deployment.")
+        self.waiting_progress = True
+
+    def _stop_action(self, pending: dict[str, Any]) -> Action:
+        return Action("stop_with_savepoint", {
+            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
+            "drain": flinkconf.is_true(self.config, OP + "job.drain-on-savepoint-deletion"),
+            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+
+    def _start_cancel(self, wanted: str, purpose: str | None = None) -> None:
+        assert self.cluster is not None
+        job_id = self.cluster["jobId"]
+        self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
+                                    "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
+        self.actions.append(Action("cancel", {"job_id": job_id}))
+        self._job_status()["state"] = "CANCELLING"
+        self._recon()["state"] = "UPGRADING"
+        self._event("Suspended", "Suspending existing deployment.")
+        self.waiting_progress = True
+
+    # ----------------------------------------------------------------- in-flight operations
+    def _progress_pending(self) -> None:
+        pending = self.internal["pending"]
+        op = pending.get("op")
+        flink = self.flink
+        self.waiting_progress = True
+        if op == "cancel":
+            job = flink.job(pending["jobId"]) if flink and flink.reachable else None
+            gone = flink is not None and flink.reachable and flink.jobs is not None and job is None
+            if gone or (job and job.state in TERMINAL_JOB_STATES):
+                if job and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                    # Record the terminal state and the last checkpoint first; finish on the next sync.
+                    self._job_status()["state"] = job.state
+                    if flink and flink.latest_checkpoint_path:
+                        self._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
+                    return
+                self.internal.pop("pending")
+                if pending.get("purpose") == "delete":
+                    self.internal["deleteReady"] = True
+                    return
+                self._finish_suspend(self._wanted_state(), "savepoint")
+            elif job and job.state == "RUNNING" and self.now_ms - pending["startedAt"] > 30_000:
+                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}))  # ask again
+            return
+        trigger = flink.trigger if flink is not None and flink.reachable else None
+        timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
+                                  self.config.get("execution.checkpointing.timeout") or "10 min")
+        if trigger is None:
+            if self.now_ms - pending["startedAt"] > timeout_ms:
+                self._pending_failed(pending, "Flink did not report the savepoint in time")
+            return
+        if trigger.state == "UNKNOWN_TRIGGER":
+            # Flink never received the trigger (or restarted): ask again with the same trigger id.
+            job = flink.job(pending["jobId"]) if flink else None
+            if job is not None and job.state != "RUNNING" and op == "savepoint":
+                self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
+                return
+            self.actions.append(self._stop_action(pending) if op == "stop" else self._savepoint_action(pending))
+            return
+        if trigger.state == "IN_PROGRESS":
+            if self.now_ms - pending["startedAt"] > timeout_ms:
+                self._pending_failed(pending, "Timed out waiting for the savepoint")
+            return
+        if trigger.state == "FAILED" or not trigger.location:
+            self._pending_failed(pending, trigger.failure or "Savepoint failed")
+            return
+        self._pending_completed(pending, trigger.location)
+
+    def _wanted_state(self) -> str:
+        if self.desired is not None and self.desired.job is not None:
+            return self.desired.job.state
+        return "running"
+
+    def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
+        info = self._savepoint_info()
+        entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
+                 "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
+        info["lastSavepoint"] = entry
+        history = list(info.get("savepointHistory") or [])
+        if not history or history[-1].get("location") != location:
+            history.append(entry)
+        info["savepointHistory"] = history
+        self._cleanup_history()
+
+    def _cleanup_history(self) -> None:
+        """Keep at most max.count savepoints no older than max.age (always the newest); dispose the rest."""
+        info = self._savepoint_info()
+        history = list(info.get("savepointHistory") or [])
+        if len(history) <= 1:
+            return
+        try:
+            max_count = max(1, int(_opt(self.config, "savepoint.history.max.count", "10")))
+        except ValueError:
+            max_count = 10
+        max_age = _duration_ms(self.config, "savepoint.history.max.age", "24 h")
+        dispose = flinkconf.is_true(self.config, OP + "savepoint.cleanup.enabled", True)
+        removed = history[:-max_count] if len(history) > max_count else []
+        kept = history[len(removed):]
+        newest = kept[-1]
+        aged = [e for e in kept[:-1] if self.now_ms - int(e.get("timeStamp") or 0) > max_age]
+        kept = [e for e in kept if e not in aged or e is newest]
+        for entry in removed + aged:
+            if dispose and entry.get("location"):
+                self.actions.append(Action("dispose_savepoint", {"path": entry["location"]}, required=False))
+        info["savepointHistory"] = kept
+
+    def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
+        purpose = pending.get("purpose")
+        self.internal.pop("pending")
+        self.internal.pop("attempts", None)
+        info = self._savepoint_info()
+        if pending["op"] == "stop":
+            self._job_status()["upgradeSavepointPath"] = location
+            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
+            if purpose == "delete":
+                self.internal["deleteReady"] = True
+                return
+            self._job_status()["state"] = "FINISHED"
+            self._finish_suspend(self._wanted_state(), "savepoint")
+            return
+        trigger_type = pending.get("triggerType", "MANUAL")
+        nonce = pending.get("nonce")
+        self._add_savepoint(location, pending["startedAt"], trigger_type, nonce)
+        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
+            info.pop(key, None)
+        if trigger_type == "PERIODIC":
+            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
+        else:
+            self._reconcile_nonce(nonce)
+
+    def _reconcile_nonce(self, nonce: int | None) -> None:
+        """Advance savepointTriggerNonce in the recorded spec (and the stable one when they were equal)."""
+        recon = self._recon()
+        was_stable = recon.get("lastReconciledSpec") == recon.get("lastStableSpec")
+        spec = copy.deepcopy(self.reconciled or {})
+        if spec.get("job") is None:
+            return
+        spec["job"]["savepointTriggerNonce"] = nonce
+        _, first = deserialize_reconciled(recon.get("lastReconciledSpec"))
+        self._record_reconciled(spec, first)
+        if was_stable:
+            self._mark_stable()
+
+    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
+        self.internal.pop("pending")
+        info = self._savepoint_info()
+        if pending["op"] == "stop":
+            message = f"Savepoint Error: {reason}"
+            self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
+            self._event("SavepointError", message, "Warning")
+            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
+            self.internal["retryAt"] = self.now_ms + UPGRADE_RETRY_MS
+            if self._recon().get("state") == "UPGRADING":
+                self._recon()["state"] = "DEPLOYED"  # the job keeps running; the upgrade is retried later
+            return
+        trigger_type = pending.get("triggerType", "MANUAL")
+        message = (f"Savepoint failed for savepointTriggerNonce: {pending.get('nonce')}: {reason}"
+                   if trigger_type == "MANUAL" else f"Periodic savepoint failed: {reason}")
+        self._event("SavepointError", message, "Warning", "Operator")
+        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
+            info.pop(key, None)
+        if trigger_type == "PERIODIC":
+            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
+        else:
+            self._reconcile_nonce(pending.get("nonce"))
+
+    # ----------------------------------------------------------------- snapshots and rollback
+    def _job_running(self) -> bool:
+        return (self.status.get("jobManagerDeploymentStatus") == "READY"
+                and self._job_status().get("state") == "RUNNING" and self.cluster is not None)
+
+    def _savepoint_action(self, pending: dict[str, Any]) -> Action:
+        return Action("trigger_savepoint", {
+            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
+            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+
+    def _start_savepoint(self, trigger_type: str, nonce: int | None, key: object) -> None:
+        assert self.cluster is not None
+        job_id = self.cluster["jobId"]
+        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
+                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
+        self.internal["pending"] = pending
+        info = self._savepoint_info()
+        info.update({"triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
+                     "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+        self.actions.append(self._savepoint_action(pending))
+        self.waiting_progress = True
+
+    def _other_changes(self) -> None:
+        if self.desired is None or self.desired.job is None or not self._job_running():
+            return
+        if ((self.reconciled or {}).get("job") or {}).get("state") != "running":
+            return
+        nonce = self.desired.job.savepointTriggerNonce
+        if nonce is not None and nonce != (self.reconciled or {}).get("job", {}).get("savepointTriggerNonce"):
+            self._start_savepoint("MANUAL", nonce, nonce)
+            return
+        due = self._periodic_due_in_ms()
+        if due is not None and due <= 0:
+            self._start_savepoint("PERIODIC", None, self.now_ms)
+            return
+        checkpoint_nonce = self.desired.job.checkpointTriggerNonce
+        if checkpoint_nonce is not None and checkpoint_nonce != (self.reconciled or {}).get("job", {}).get("checkpointTriggerNonce"):
+            assert self.cluster is not None
+            self.actions.append(Action("trigger_checkpoint", {
+                "job_id": self.cluster["jobId"], "checkpoint_type": _opt(self.config, "checkpoint.type", "FULL"),
+                "trigger_id": derive_id(self.uid, "checkpoint", checkpoint_nonce)}))
+            spec = copy.deepcopy(self.reconciled or {})
+            spec["job"]["checkpointTriggerNonce"] = checkpoint_nonce
+            was_stable = self._recon().get("lastReconciledSpec") == self._recon().get("lastStableSpec")
+            self._record_reconciled(spec)
+            if was_stable:
+                self._mark_stable()
+
+    def _periodic_due_in_ms(self) -> int | None:
+        text = self.config.get(OP + "periodic.savepoint.interval")
+        if not text:
+            return None
+        try:
+            interval = parse_duration(text)
+        except DurationError:
+            return None
+        if interval <= 0:
+            return None
+        info = self._savepoint_info()
+        last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0),
+                   int(self._job_status().get("startTime") or 0))
+        return last + interval - self.now_ms
+
+    def _should_roll_back(self) -> bool:
+        recon = self._recon()
+        if not flinkconf.is_true(self.config, OP + "deployment.rollback.enabled"):
+            return False
+        if recon.get("state") != "DEPLOYED" or recon.get("lastReconciledSpec") == recon.get("lastStableSpec"):
+            return False
+        stable, _ = deserialize_reconciled(recon.get("lastStableSpec"))
+        if not stable or ((stable.get("job") or {}).get("state") == "suspended"):
+            return False
+        if self.desired is None or stable.get("flinkVersion") != self.desired.flinkVersion:
+            return False
+        timeout = _duration_ms(self.config, "deployment.readiness.timeout", "5 min")
+        return self.now_ms - int(recon.get("reconciliationTimestamp") or self.now_ms) > timeout
+
+    def _start_rollback(self) -> None:
+        """Redeploy the last stable spec: remove the unstable cluster, then deploy from the upgrade savepoint."""
+        recon = self._recon()
+        stable, _ = deserialize_reconciled(recon.get("lastStableSpec"))
+        assert stable is not None
+        self._event("Rollback", "Rolling back failed deployment.")
+        recon["state"] = "ROLLING_BACK"
+        stable_spec = parse_deployment_spec(stable)
+        job_status = self._job_status()
+        recon_mode = ((self.reconciled or {}).get("job") or {}).get("upgradeMode")
+        job_id = None
+        path = None
+        if stable_spec.job is not None:
+            if recon_mode == "last-state" and is_kubernetes_ha(self.config):
+                job_id = job_status.get("jobId")
+            else:
+                job_id = derive_id(self.uid, self.generation, "rollback", int(self.internal.get("deploys") or 1))
+                if recon_mode != "stateless":
+                    path = job_status.get("upgradeSavepointPath")
+            if self.cluster and self.cluster.get("jobId") and self.status.get("jobManagerDeploymentStatus") == "READY":
+                self.actions.append(Action("cancel", {"job_id": self.cluster["jobId"]}, required=False))
+            job_status["jobId"] = job_id
+        self.internal["deploys"] = int(self.internal.get("deploys") or 1) + 1
+        self.internal.pop("cluster", None)
+        self.internal["next"] = cluster_record(stable_spec, job_id, path, self.generation)
+        self.status["jobManagerDeploymentStatus"] = "MISSING"
+        self.waiting_progress = True
+
+    # ----------------------------------------------------------------- deletion
+    def _finalize(self) -> SyncResult:
+        if self.old_status.get("lifecycleState") not in ("DELETING", "DELETED"):
+            self._event("Cleanup", "Cleaning up FlinkDeployment", component="Operator")
+        self.status["lifecycleState"] = "DELETING"
+        if self.cluster and not self._is_app():
+            blocking = sorted((job.get("metadata") or {}).get("name", "") for job in self.session_jobs)
+            if blocking and flinkconf.is_true(self.config, OP + "session.deletion.block-on-session-jobs", True):
+                message = f"The session jobs {blocking} should be deleted first"
+                self.status["error"] = error_json("CleanupFailedException", message, "CleanupFailed")
+                if error_message(self.old_status.get("error")) != message:
+                    self._event("CleanupFailed", message, "Warning", "Operator")
+                return self._result(keep_lifecycle=True, resync=5.0, finalized=False)
+        if self.cluster and self._is_app() and not self.internal.get("deleteReady"):
+            self._observe()
+            if self.internal.get("pending"):
+                self._progress_pending()
+                if not self.internal.get("deleteReady"):
+                    return self._result(keep_lifecycle=True, resync=self._progress_interval(), finalized=False)
+            elif flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self._job_running() \
+                    and self._savepoint_dir():
+                self._start_stop("suspended", purpose="delete")
+                return self._result(keep_lifecycle=True, resync=self._progress_interval(), finalized=False)
+            elif self.cluster.get("jobId") and self.status.get("jobManagerDeploymentStatus") == "READY" and \
+                    self._job_status().get("state") not in TERMINAL_JOB_STATES:
+                self.actions.append(Action("cancel", {"job_id": self.cluster["jobId"]}, required=False))
+        if self.internal.get("deleteReady") and self.old_status.get("flinkSync", {}).get("deleteReady") is None:
+            # The deletion savepoint is recorded in this response; remove the cluster on the next call.
+            return self._result(keep_lifecycle=True, resync=0.5, finalized=False)
+        self.actions.append(Action("delete_ha_data", {"name": self.name, "namespace": self.namespace}, required=False))
+        self.internal.pop("cluster", None)
+        self.internal.pop("next", None)
+        self.status["lifecycleState"] = "DELETED"
+        self.status["jobManagerDeploymentStatus"] = "MISSING"
+        return self._result(keep_lifecycle=True, finalized=True)
+
+    # ----------------------------------------------------------------- result
+    def _progress_interval(self) -> float:
+        try:
+            return parse_duration(self.config[OP + "observer.progress-check.interval"]) / 1000
+        except (KeyError, DurationError):
+            return self.settings.progress_interval_s
+
+    def _reconcile_interval(self) -> float:
+        try:
+            return parse_duration(self.config[OP + "reconcile.interval"]) / 1000
+        except (KeyError, DurationError):
+            return self.settings.stable_interval_s
+
+    def _children(self) -> list[dict[str, Any]]:
+        if not self.cluster:
+            return []
+        record = self.cluster
+        spec = parse_deployment_spec(json.loads(record["spec"]))
+        plan = ClusterPlan(self.name, self.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
+                           record.get("restorePath"), self.settings.operator_defaults)
+        return render_cluster(plan)
+
+    def _conditions(self) -> None:
+        now = iso(self.now_ms)
+        conditions = list(self.status.get("conditions") or [])
+        jm_status = self.status.get("jobManagerDeploymentStatus") or "MISSING"
+        job_state = self._job_status().get("state")
+        lifecycle = self.status.get("lifecycleState")
+        error = error_message(self.status.get("error"))
+        if self._is_app():
+            running = job_state == "RUNNING"
+            conditions = set_condition(conditions, "Running", running, camel(job_state or "Reconciling"),
+                                       f"Job status {job_state or 'RECONCILING'}", now, self.generation)
+            ready = running and jm_status == "READY"
+            ready_reason = "JobRunning" if ready else camel(job_state or "Reconciling")
+        else:
+            ready = jm_status == "READY"
+            ready_reason = "JobManagerReady" if ready else camel(jm_status)
+            conditions = set_condition(conditions, "Running", ready, ready_reason,
+                                       "JobManager is running and ready to receive REST API calls" if ready
+                                       else f"JobManager deployment status {jm_status}", now, self.generation)
+        if lifecycle == "SUSPENDED":
+            ready, ready_reason = False, "Suspended"
+        conditions = set_condition(conditions, "Ready", ready, ready_reason,
+                                   f"lifecycle {lifecycle}, JobManager {jm_status}" + (f", job {job_state}" if job_state else ""),
+                                   now, self.generation)
+        progressing = lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(self.internal.get("pending")) \
+            or bool(self.internal.get("next"))
+        conditions = set_condition(conditions, "Progressing", progressing, camel(lifecycle or "Created"),
+                                   f"lifecycle {lifecycle}", now, self.generation)
+        degraded = bool(error) or lifecycle in ("FAILED", "ROLLED_BACK") or jm_status == "ERROR"
+        conditions = set_condition(conditions, "Degraded", degraded,
+                                   "ValidationError" if self.invalid else camel(lifecycle or "Created") if degraded else "AsExpected",
+                                   error[:512] if error else f"lifecycle {lifecycle}", now, self.generation)
+        self.status["conditions"] = conditions
+
+    def _result(self, keep_lifecycle: bool = False, resync: float | None = None,
+                finalized: bool | None = None) -> SyncResult:
+        if not keep_lifecycle:
+            self.status.pop("lifecycleState", None)
+            self.status["lifecycleState"] = lifecycle_state(self.status)
+        self.status["observedGeneration"] = self.generation
+        spec = self._cluster_spec() or self.desired
+        if spec is not None and spec.job is not None:
+            config = self._config_for(spec)
+            _, replicas = parallelism_and_replicas(spec, config)
+            running = self._job_status().get("state") == "RUNNING"
+            self.status["taskManager"] = {"labelSelector": f"component=taskmanager,app={self.name}",
+                                          "replicas": replicas if running else 0}
+        self._conditions()
+        if not self.internal:
+            self.status.pop("flinkSync", None)
+        if resync is None:
+            resync = self._progress_interval() if (self.waiting_progress or
+                                                   self.status.get("jobManagerDeploymentStatus") not in ("READY", "MISSING")
+                                                   or self.status.get("lifecycleState") in ("UPGRADING", "DEPLOYED", "ROLLING_BACK")) \
+                else self._reconcile_interval()
+            due = self._periodic_due_in_ms() if self.desired is not None and self.desired.job is not None else None
+            if due is not None and due > 0:
+                resync = min(resync, max(1.0, due / 1000))
+        children = self._children() if finalized is not True else []
+        return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
+                          resync_after_seconds=resync, finalized=finalized)
+
+
+def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, flink: FlinkObservation | None,
+                    now_ms: int, settings: CoreSettings, finalizing: bool = False,
+                    session_jobs: list[dict[str, Any]] | None = None) -> SyncResult:
+    """One sync of a FlinkDeployment. Pure: everything it needs comes in as arguments."""
+    return _Sync(parent, children or {}, flink, now_ms, settings, list(session_jobs or [])).run(finalizing)

@@ -1,0 +1,76 @@
+"""Spec change classification (apache-operator-behaviour.md §3.1): IGNORE < SCALE < UPGRADE < SAVEPOINT_REDEPLOY."""
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from . import flinkconf
+
+
+class DiffType(IntEnum):
+    IGNORE = 0
+    SCALE = 1
+    UPGRADE = 2
+    SAVEPOINT_REDEPLOY = 3
+
+
+_JOB_IGNORED = {"savepointTriggerNonce", "checkpointTriggerNonce", "initialSavepointPath", "upgradeMode",
+                "allowNonRestoredState", "autoscalerResetNonce"}
+_CONFIG_IGNORED_PREFIXES = ("job.autoscaler", "parallelism.default", "kubernetes.operator")
+
+
+def _config_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[tuple[str, DiffType]]:
+    old_flat, new_flat = flinkconf.flatten(old), flinkconf.flatten(new)
+    changes = []
+    for key in sorted(set(old_flat) | set(new_flat)):
+        if old_flat.get(key) == new_flat.get(key) or key.startswith(_CONFIG_IGNORED_PREFIXES):
+            continue
+        kind = DiffType.UPGRADE  # pipeline.jobvertex-parallelism-overrides is UPGRADE in standalone too
+        changes.append((f"flinkConfiguration.{key}", kind))
+    return changes
+
+
+def diff_specs(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, DiffType]]:
+    """Every changed field of `new` against the last reconciled `old`, with its type."""
+    changes: list[tuple[str, DiffType]] = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if key == "flinkConfiguration":
+            changes += _config_diff(before, after)
+        elif key == "restartNonce":
+            if after is not None and after != before:
+                changes.append(("restartNonce", DiffType.UPGRADE))
+        elif key == "job":
+            changes += _job_diff(before or {}, after or {}) if (before is not None and after is not None) else (
+                [("job", DiffType.UPGRADE)] if before != after else [])
+        elif key == "taskManager":
+            for sub in sorted(set(before or {}) | set(after or {})):
+                if (before or {}).get(sub) != (after or {}).get(sub):
+                    changes.append((f"taskManager.{sub}", DiffType.SCALE if sub == "replicas" else DiffType.UPGRADE))
+        elif before != after:
+            changes.append((key, DiffType.UPGRADE))
+    return changes
+
+
+def _job_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, DiffType]]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if before == after or key in _JOB_IGNORED:
+            continue
+        if key == "parallelism":
+            changes.append(("job.parallelism", DiffType.SCALE))
+        elif key == "savepointRedeployNonce":
+            if after is not None:
+                changes.append(("job.savepointRedeployNonce", DiffType.SAVEPOINT_REDEPLOY))
+        elif key == "args" and not before and not after:
+            continue
+        else:
+            changes.append((f"job.{key}", DiffType.UPGRADE))
+    return changes
+
+
+def classify(old: dict[str, Any], new: dict[str, Any]) -> tuple[DiffType, list[str]]:
+    changes = diff_specs(old, new)
+    kind = max((kind for _, kind in changes), default=DiffType.IGNORE)
+    return kind, [name for name, _ in changes]

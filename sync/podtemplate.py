@@ -1,0 +1,62 @@
+"""Layered pod templates, merged as the Apache operator does (FlinkUtils.mergePodTemplates).
+
+Base `spec.podTemplate`, then `jobManager.podTemplate` / `taskManager.podTemplate`: objects merge
+key by key, scalars are replaced, arrays merge by position — or by `name` when
+`kubernetes.operator.pod-template.merge-arrays-by-name` is true and every element has a name.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+MAIN_CONTAINER = "flink-main-container"
+
+
+def merge(base: Any, override: Any, by_name: bool = False) -> Any:
+    """Deep merge `override` into `base` (neither is modified)."""
+    if override is None:
+        return copy.deepcopy(base)
+    if base is None:
+        return copy.deepcopy(override)
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = merge(base.get(key), value, by_name) if key in base else copy.deepcopy(value)
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        if by_name and _all_named(base) and _all_named(override):
+            return _merge_by_name(base, override, by_name)
+        merged_list = [merge(b, o, by_name) for b, o in zip(base, override)]
+        merged_list.extend(copy.deepcopy(base[len(override):]))
+        merged_list.extend(copy.deepcopy(override[len(base):]))
+        return merged_list
+    return copy.deepcopy(override)
+
+
+def _all_named(items: list[Any]) -> bool:
+    return all(isinstance(item, dict) and "name" in item for item in items)
+
+
+def _merge_by_name(base: list[dict], override: list[dict], by_name: bool) -> list[dict]:
+    overrides = {item["name"]: item for item in override}
+    merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else copy.deepcopy(item)
+              for item in base]
+    base_names = {item["name"] for item in base}
+    merged.extend(copy.deepcopy(item) for item in override if item["name"] not in base_names)
+    return merged
+
+
+def component_template(base: dict | None, component: dict | None, by_name: bool) -> dict:
+    """The merged template of one component (JM or TM); `{}` when neither is given."""
+    return merge(base or {}, component, by_name) if component else copy.deepcopy(base or {})
+
+
+def upsert_by_name(items: list[dict] | None, new: dict) -> list[dict]:
+    """Replace the element with the same `name`, else append (used for the operator's own env/ports/volumes)."""
+    result = [item for item in (items or []) if item.get("name") != new.get("name")]
+    index = next((i for i, item in enumerate(items or []) if item.get("name") == new.get("name")), None)
+    if index is None:
+        result.append(new)
+    else:
+        result.insert(index, new)
+    return result

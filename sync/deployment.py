@@ -1017,4 +1017,15 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
                     now_ms: int, settings: CoreSettings, finalizing: bool = False,
                     session_jobs: list[dict[str, Any]] | None = None) -> SyncResult:
     """One sync of a FlinkDeployment. Pure: everything it needs comes in as arguments."""
+    labels = (parent.get("metadata") or {}).get("labels") or {}
+    if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
+        return _canary(parent, finalizing)
     return _Sync(parent, children or {}, flink, now_ms, settings, list(session_jobs or [])).run(finalizing)
+
+
+def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:
+    """Canary resources only prove the operator answers (Apache skips validation and deploys nothing)."""
+    meta = parent.get("metadata") or {}
+    status = {"lifecycleState": "DELETED" if finalizing else "CREATED", "observedGeneration": int(meta.get("generation") or 1),
+              "jobManagerDeploymentStatus": "MISSING", "reconciliationStatus": {}}
+    return SyncResult(status=status, children=[], finalized=True if finalizing else None, resync_after_seconds=None)

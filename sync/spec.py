@@ -103,6 +103,7 @@ def _describe(error: ValidationError) -> SpecError:
 
 
 def parse_deployment_spec(raw: Any) -> FlinkDeploymentSpec:
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be an object")
     try:
@@ -112,6 +113,7 @@ def parse_deployment_spec(raw: Any) -> FlinkDeploymentSpec:
 
 
 def parse_session_job_spec(raw: Any) -> FlinkSessionJobSpec:
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be an object")
     try:

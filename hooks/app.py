@@ -1,0 +1,328 @@
+"""The Flask app Metacontroller calls. Built by `create_app(settings, flink_client_factory, clock)`.
+
+Answers:
+* 200 with `{status, children[, resyncAfterSeconds][, finalized]}` — only keys Metacontroller knows;
+* 400 for malformed JSON or a request that is not Metacontroller's shape, 413 past the size limit,
+  422 for a parent whose recorded status cannot be used; Metacontroller applies nothing on any non-200;
+* 500 (a generic body, never a traceback) for an internal error, which Metacontroller retries.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sync import sessionjob
+from sync.deployment import plan_observation, sync_deployment
+from sync.model import CoreSettings, SyncResult
+from sync.observed import by_kind
+from sync.status import error_json
+
+from . import flink_io, plugins
+from .flink_rest import FlinkRestClient
+from .kube import KubeSideEffects
+from .settings import OperatorDefaults, Settings
+
+log = logging.getLogger("flink_sync.hooks")
+API_VERSION = "flink.apache.org/v1beta1"
+
+
+class HookRequest(BaseModel):
+    """A Metacontroller sync/finalize request (CompositeController, hook version v1 or v2)."""
+    model_config = ConfigDict(extra="ignore")
+    controller: dict[str, Any] | None = None
+    parent: dict[str, Any]
+    children: dict[str, dict[str, Any]] | None = None
+    related: dict[str, dict[str, Any]] | None = None
+    finalizing: bool = False
+
+
+class CustomizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    controller: dict[str, Any] | None = None
+    parent: dict[str, Any]
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("flink_sync_hook_requests_total", "Hook requests", ["hook", "outcome"],
+                                registry=self.registry)
+        self.latency = Histogram("flink_sync_hook_duration_seconds", "Hook latency", ["hook"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.rest_calls = Counter("flink_sync_flink_rest_calls_total", "Flink REST calls", ["endpoint", "outcome"],
+                                  registry=self.registry)
+        self.rest_latency = Histogram("flink_sync_flink_rest_duration_seconds", "Flink REST latency", ["endpoint"],
+                                      registry=self.registry)
+        self.actions = Counter("flink_sync_actions_total", "Actions carried out", ["kind", "outcome"],
+                               registry=self.registry)
+
+    def on_rest_call(self, endpoint: str, seconds: float, outcome: str) -> None:
+        self.rest_calls.labels(endpoint, outcome).inc()
+        self.rest_latency.labels(endpoint).observe(seconds)
+
+
+def _check_parent(parent: dict[str, Any], kind: str) -> None:
+    if parent.get("kind") not in (None, kind):
+        raise BadRequest(400, f"parent.kind: expected {kind}, got {parent.get('kind')!r}")
+    if parent.get("apiVersion") not in (None, API_VERSION):
+        raise BadRequest(400, f"parent.apiVersion: expected {API_VERSION}, got {parent.get('apiVersion')!r}")
+    meta = parent.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
+        raise BadRequest(400, "parent.metadata.name: required")
+    for key in ("namespace", "uid"):
+        if meta.get(key) is not None and not isinstance(meta.get(key), str):
+            raise BadRequest(400, f"parent.metadata.{key}: must be a string")
+    generation = meta.get("generation")
+    if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
+        raise BadRequest(400, "parent.metadata.generation: must be an integer")
+    for key in ("spec", "status"):
+        if parent.get(key) is not None and not isinstance(parent.get(key), dict):
+            raise BadRequest(400, f"parent.{key}: must be an object")
+
+
+def create_app(settings: Settings | None = None,
+               flink_client_factory: Callable[[str], FlinkRestClient] | None = None,
+               clock: Callable[[], int] | None = None,
+               side_effects: KubeSideEffects | None = None,
+               jar_fetcher: Callable[..., Any] | None = None) -> Flask:
+    """Build the app. Everything with I/O or time is passed in, so tests can run it against real parts."""
+    settings = settings or Settings.from_env()
+    clock = clock or (lambda: int(time.time() * 1000))
+    metrics = Metrics()
+    defaults = OperatorDefaults(settings.defaults_file)
+    validators = plugins.load_validators()
+    listeners = plugins.load_listeners()
+    kube = side_effects or KubeSideEffects(settings.events_enabled)
+    clients: dict[str, FlinkRestClient] = {}
+
+    def client_for(url: str) -> FlinkRestClient:
+        client = clients.get(url)
+        if client is None:
+            if flink_client_factory is not None:
+                client = flink_client_factory(url)
+            else:
+                client = FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
+                                         read_timeout=settings.rest_read_timeout_s,
+                                         max_response_bytes=settings.rest_max_response_bytes,
+                                         on_call=metrics.on_rest_call)
+            clients[url] = client
+        return client
+
+    def core_settings() -> CoreSettings:
+        return CoreSettings(operator_defaults=defaults.current(), validators=validators,
+                            progress_interval_s=settings.progress_interval_s,
+                            stable_interval_s=settings.reconcile_interval_s)
+
+    app = Flask("flink_sync")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+
+    def read_json(model: type[BaseModel]) -> Any:
+        if settings.auth_token:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {settings.auth_token}".encode()):
+                raise BadRequest(401, "missing or wrong bearer token")
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise BadRequest(413, f"request body over {settings.max_request_bytes} bytes")
+        raw = request.get_data(cache=False)
+        if len(raw) > settings.max_request_bytes:
+            raise BadRequest(413, f"request body over {settings.max_request_bytes} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(400, f"body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest(400, "body must be a JSON object")
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "body"
+            raise BadRequest(400, f"{field}: {first['msg']}") from None
+
+    def respond(hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
+                parent: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Response:
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+        if status == 200 and len(body) > settings.max_response_bytes:
+            status, outcome = 500, "response_too_large"
+            body = json.dumps({"error": f"response over {settings.max_response_bytes} bytes; nothing applied"})
+        seconds = time.perf_counter() - started
+        metrics.requests.labels(hook, outcome).inc()
+        metrics.latency.labels(hook).observe(seconds)
+        meta = (parent or {}).get("metadata") or {}
+        log.info(json.dumps({"hook": hook, "parent": f"{meta.get('namespace')}/{meta.get('name')}",
+                             "generation": meta.get("generation"), "outcome": outcome, "status": status,
+                             "duration_ms": round(seconds * 1000, 2), **(extra or {})}, sort_keys=True))
+        return Response(body, status=status, mimetype="application/json")
+
+    def handle(hook: str, fn: Callable[[], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]) -> Response:
+        started = time.perf_counter()
+        try:
+            payload, parent, extra = fn()
+            return respond(hook, started, "ok", payload, parent=parent, extra=extra)
+        except BadRequest as exc:
+            return respond(hook, started, "bad_request", {"error": exc.message}, exc.status)
+        except Exception:  # noqa: BLE001 - answer 500 so Metacontroller applies nothing and retries
+            log.exception("internal error in %s", hook)
+            return respond(hook, started, "error", {"error": "internal error; nothing was applied, Metacontroller will retry"}, 500)
+
+    def after_core(kind: str, parent: dict[str, Any], result: SyncResult, rest_url: str) -> None:
+        """Carry out actions, fold failures into status, emit events, tell listeners."""
+        def side(action: Any) -> None:
+            kube.delete_ha_data(action.params["name"], action.params["namespace"])
+        outcomes = flink_io.execute(lambda: client_for(rest_url), result.actions, side)
+        for outcome in outcomes:
+            metrics.actions.labels(outcome.action.kind, "ok" if outcome.ok else "failed").inc()
+            if not outcome.ok and outcome.action.required:
+                result.status["error"] = error_json("FlinkRestException",
+                                                    f"{outcome.action.kind} failed: {outcome.message}")
+        kube.emit(parent, result.events)
+        plugins.notify(listeners, kind, parent, parent.get("status") or {}, result.status, result.events)
+
+    def check_children(result: SyncResult) -> None:
+        if len(result.children) > settings.max_children:
+            raise BadRequest(422, f"{len(result.children)} children exceed the limit of {settings.max_children}")
+
+    def deployment_hook(finalize: bool) -> Response:
+        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            req = read_json(HookRequest)
+            parent = req.parent
+            _check_parent(parent, "FlinkDeployment")
+            meta = parent["metadata"]
+            rest_url = settings.rest_url(meta["name"], meta.get("namespace") or "default")
+            try:
+                plan = plan_observation(parent, req.children)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadRequest(422, f"status.flinkSync: unreadable ({type(exc).__name__}: {exc})") from None
+            observation = flink_io.observe(client_for(rest_url), plan)
+            session_jobs = [job for job in by_kind(req.related, "FlinkSessionJob").values()
+                            if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
+            try:
+                result = sync_deployment(parent, req.children, observation, clock(), core_settings(),
+                                         finalizing=finalize or req.finalizing, session_jobs=session_jobs)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadRequest(422, f"status: cannot continue from the recorded status ({type(exc).__name__}: {exc})") from None
+            check_children(result)
+            after_core("FlinkDeployment", parent, result, rest_url)
+            return (result.response(finalize or req.finalizing), parent,
+                    {"children": len(result.children), "actions": [a.kind for a in result.actions],
+                     "lifecycle": result.status.get("lifecycleState")})
+        return handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
+
+    def session_job_hook(finalize: bool) -> Response:
+        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            req = read_json(HookRequest)
+            parent = req.parent
+            _check_parent(parent, "FlinkSessionJob")
+            meta = parent["metadata"]
+            deployment_name = (parent.get("spec") or {}).get("deploymentName")
+            session = by_kind(req.related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
+            rest_url = settings.rest_url(str(deployment_name), meta.get("namespace") or "default")
+            try:
+                plan = sessionjob.plan_observation(parent, session)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadRequest(422, f"status.flinkSync: unreadable ({type(exc).__name__}: {exc})") from None
+            observation = flink_io.observe(client_for(rest_url), plan)
+            try:
+                result = sessionjob.sync_session_job(parent, session, observation, clock(), core_settings(),
+                                                     finalizing=finalize or req.finalizing,
+                                                     jar_allowlist=settings.jar_uri_allowlist)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadRequest(422, f"status: cannot continue from the recorded status ({type(exc).__name__}: {exc})") from None
+            submit_failure = sessionjob_io(result, rest_url)
+            if submit_failure:
+                result.status = sessionjob.submission_failed(result.status, submit_failure)
+            after_core("FlinkSessionJob", parent, result, rest_url)
+            return (result.response(finalize or req.finalizing), parent,
+                    {"actions": [a.kind for a in result.actions], "lifecycle": result.status.get("lifecycleState")})
+        return handle("finalize_flinksessionjob" if finalize else "sync_flinksessionjob", run)
+
+    def sessionjob_io(result: SyncResult, rest_url: str) -> str | None:
+        """Submissions are carried out here (fetch the jar, upload, run, delete the upload)."""
+        from . import submit
+        remaining, message = [], None
+        for action in result.actions:
+            if action.kind != "submit_job":
+                remaining.append(action)
+                continue
+            message = submit.submit_job(client_for(rest_url), action.params, settings, jar_fetcher)
+            metrics.actions.labels("submit_job", "ok" if message is None else "failed").inc()
+        result.actions = remaining
+        return message
+
+    @app.post("/sync/flinkdeployment")
+    def sync_flinkdeployment() -> Response:
+        return deployment_hook(False)
+
+    @app.post("/finalize/flinkdeployment")
+    def finalize_flinkdeployment() -> Response:
+        return deployment_hook(True)
+
+    @app.post("/customize/flinkdeployment")
+    def customize_flinkdeployment() -> Response:
+        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            req = read_json(CustomizeRequest)
+            _check_parent(req.parent, "FlinkDeployment")
+            # Session jobs of this namespace, so a session cluster is not deleted under them.
+            return {"relatedResources": [{"apiVersion": API_VERSION, "resource": "flinksessionjobs",
+                                          "labelSelector": {}}]}, req.parent, {}
+        return handle("customize_flinkdeployment", run)
+
+    @app.post("/sync/flinksessionjob")
+    def sync_flinksessionjob() -> Response:
+        return session_job_hook(False)
+
+    @app.post("/finalize/flinksessionjob")
+    def finalize_flinksessionjob() -> Response:
+        return session_job_hook(True)
+
+    @app.post("/customize/flinksessionjob")
+    def customize_flinksessionjob() -> Response:
+        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            req = read_json(CustomizeRequest)
+            _check_parent(req.parent, "FlinkSessionJob")
+            name = (req.parent.get("spec") or {}).get("deploymentName")
+            rules = []
+            if isinstance(name, str) and name:
+                rules.append({"apiVersion": API_VERSION, "resource": "flinkdeployments", "names": [name]})
+            return {"relatedResources": rules}, req.parent, {}
+        return handle("customize_flinksessionjob", run)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response('{"status":"ok"}', mimetype="application/json")
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> Response:
+        return Response(json.dumps({"error": f"request body over {settings.max_request_bytes} bytes"}), status=413,
+                        mimetype="application/json")
+
+    @app.errorhandler(404)
+    def not_found(_: Exception) -> Response:
+        return Response('{"error":"no such hook"}', status=404, mimetype="application/json")
+
+    @app.errorhandler(405)
+    def bad_method(_: Exception) -> Response:
+        return Response('{"error":"method not allowed"}', status=405, mimetype="application/json")
+
+    app.extensions["flink_sync"] = {"metrics": metrics, "defaults": defaults, "settings": settings}
+    return app

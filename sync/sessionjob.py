@@ -1,0 +1,581 @@
+"""The FlinkSessionJob sync (apache-operator-behaviour.md §8): a job submitted to a session cluster.
+
+Records in `status.flinkSync`:
+* `submission`: the job that should run (spec, job id, restore path). Written one sync *before* the
+  submit action, so a retried submission reuses the same job id and Flink refuses a second copy.
+* `submitted`: set once the submit call succeeded for that submission.
+* `pending`: an in-flight stop-with-savepoint / cancel / savepoint, as for FlinkDeployments.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from . import flinkconf
+from .deployment import OP, _duration_ms, _opt, iso
+from .diff import DiffType, classify
+from .durations import DurationError, parse_duration
+from .ids import derive_id
+from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
+from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_session_job_spec,
+                   serialize_reconciled, spec_json)
+from .status import TERMINAL_JOB_STATES, error_json, error_message, lifecycle_state, set_condition
+from .validation import SAVEPOINT_DIR_KEYS, validate_session_job
+
+
+def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> ObservationPlan:
+    status = parent.get("status") or {}
+    internal = status.get("flinkSync") or {}
+    if session is None or (session.get("status") or {}).get("jobManagerDeploymentStatus") != "READY":
+        return ObservationPlan()
+    submission = internal.get("submission") or {}
+    pending = internal.get("pending") or {}
+    job_id = submission.get("jobId") or pending.get("jobId") or (status.get("jobStatus") or {}).get("jobId")
+    if not job_id:
+        return ObservationPlan()
+    trigger = pending.get("triggerId") if pending.get("op") in ("stop", "savepoint") else None
+    return ObservationPlan(query_cluster=True, job_id=job_id, trigger_job_id=pending.get("jobId") if trigger else None,
+                           trigger_id=trigger, latest_checkpoint=True, failure_cause=True)
+
+
+def session_config(settings: CoreSettings, namespace: str, session: dict[str, Any] | None,
+                   spec: FlinkSessionJobSpec) -> dict[str, str]:
+    session_spec = (session or {}).get("spec") or {}
+    return flinkconf.effective_user_config(settings.operator_defaults, namespace, session_spec.get("flinkVersion"),
+                                           session_spec.get("flinkConfiguration"), spec.flinkConfiguration)
+
+
+class _SessionJobSync:
+    def __init__(self, parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
+                 now_ms: int, settings: CoreSettings, jar_allowlist: tuple[str, ...]):
+        meta = parent.get("metadata") or {}
+        self.parent, self.session, self.flink, self.now_ms, self.settings = parent, session, flink, now_ms, settings
+        self.jar_allowlist = jar_allowlist
+        self.name = meta.get("name") or ""
+        self.namespace = meta.get("namespace") or "default"
+        self.uid = meta.get("uid") or f"{self.namespace}/{self.name}"
+        self.generation = int(meta.get("generation") or 1)
+        self.old_status = parent.get("status") or {}
+        self.status = copy.deepcopy(self.old_status)
+        self.status.pop("observedGeneration", None)
+        self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
+        self.recon: dict[str, Any] = self.status.setdefault("reconciliationStatus", {})
+        self.job_status: dict[str, Any] = self.status.setdefault("jobStatus", {})
+        self.reconciled, _ = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
+        self.actions: list[Action] = []
+        self.events: list[Event] = []
+        self.desired: FlinkSessionJobSpec | None = None
+        self.config: dict[str, str] = {}
+        self.invalid: str | None = None
+        self.waiting = False
+        self.waiting_reason: str | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "Job") -> None:
+        self.events.append(Event(reason=reason, message=message, type=kind, component=component))  # type: ignore[arg-type]
+
+    def _record(self, spec: dict[str, Any], first: bool = False) -> None:
+        self.recon["lastReconciledSpec"] = serialize_reconciled(parse_session_job_spec(spec), first)
+        self.reconciled = spec
+
+    def _mark_stable(self) -> None:
+        if self.recon.get("lastReconciledSpec"):
+            self.recon["lastStableSpec"] = self.recon["lastReconciledSpec"]
+
+    def _session_ready(self) -> bool:
+        return (self.session or {}).get("status", {}).get("jobManagerDeploymentStatus") == "READY"
+
+    def _target(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+        assert self.desired is not None
+        spec = spec_json(self.desired)
+        old_job = (self.reconciled or {}).get("job") or {}
+        spec["job"]["state"] = job_state
+        if upgrade_mode:
+            spec["job"]["upgradeMode"] = upgrade_mode
+        if self.reconciled is not None:
+            for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
+                spec["job"][nonce] = old_job.get(nonce)
+        return spec
+
+    def _savepoint_dir(self) -> str | None:
+        return flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
+
+    # ------------------------------------------------------------------ entry
+    def run(self, finalizing: bool) -> SyncResult:
+        self._parse()
+        if finalizing:
+            return self._finalize()
+        if self.session is None:
+            self.waiting_reason = f"session FlinkDeployment '{(self.parent.get('spec') or {}).get('deploymentName')}' not found in namespace {self.namespace}"
+            if self.recon.get("lastReconciledSpec") and self.job_status.get("state") == "RUNNING":
+                self.job_status["state"] = "RECONCILING"
+            return self._result()
+        if not self._session_ready():
+            self.waiting_reason = (f"waiting for session cluster '{self.session['metadata']['name']}' to be READY "
+                                   f"(now {(self.session.get('status') or {}).get('jobManagerDeploymentStatus') or 'not deployed'})")
+            return self._result()
+        self._observe()
+        self._step()
+        return self._result()
+
+    def _parse(self) -> None:
+        try:
+            spec = parse_session_job_spec(self.parent.get("spec"))
+            self.config = session_config(self.settings, self.namespace, self.session, spec)
+            error = validate_session_job(self.name, spec, self.config, self.reconciled, self.session,
+                                         self.settings.validators, self.parent)
+            if error is None and spec.job is not None and spec.job.jarURI:
+                from .jaruri import check_jar_uri
+                error = check_jar_uri(spec.job.jarURI, self.jar_allowlist)
+        except SpecError as exc:
+            spec, error = None, str(exc)
+        if error:
+            self.invalid = error
+            if error_message(self.old_status.get("error")) != error:
+                self._event("ValidationError", error, "Warning", "Operator")
+            self.status["error"] = error_json("ValidationException", error)
+            if self.reconciled is not None:
+                self.desired = parse_session_job_spec(self.reconciled)
+            return
+        self.desired = spec
+        if "ValidationException" in (self.old_status.get("error") or ""):
+            self.status.pop("error", None)
+
+    # ------------------------------------------------------------------ observe
+    def _observe(self) -> None:
+        flink = self.flink
+        submission = self.internal.get("submission")
+        if flink is None or not submission:
+            return
+        if not flink.reachable:
+            if self.job_status.get("state") == "RUNNING":
+                self.job_status["state"] = "RECONCILING"
+            return
+        job = flink.job(submission.get("jobId"))
+        if job is None:
+            return
+        old = self.job_status.get("state")
+        self.job_status.update({"jobId": job.job_id, "jobName": job.name})
+        if job.start_time:
+            self.job_status["startTime"] = str(job.start_time)
+        if job.state != old:
+            self.job_status["state"] = job.state
+            self.job_status["updateTime"] = str(self.now_ms)
+            self._event("JobStatusChanged", f"Job status changed from {old} to {job.state}" if old else
+                        f"Job status changed to {job.state}")
+        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and \
+                (self.internal.get("pending") or {}).get("op") != "stop":
+            self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+        if job.state == "RUNNING" and self.recon.get("state") == "DEPLOYED" and \
+                self.recon.get("lastReconciledSpec") != self.recon.get("lastStableSpec"):
+            self._mark_stable()
+        if job.state == "FAILED" and old != "FAILED":
+            cause = flink.failure_cause or "Job failed"
+            self.status["error"] = error_json("JobFailedException", cause)
+            self._event("Error", cause, "Warning")
+        if job.state == "RUNNING" and not self.invalid and \
+                self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec"):
+            self.status.pop("error", None)
+
+    # ------------------------------------------------------------------ state machine
+    def _step(self) -> None:
+        if self.internal.get("pending"):
+            self._progress_pending()
+            return
+        submission = self.internal.get("submission")
+        if submission and not self.internal.get("submitted"):
+            self._submit(submission)
+            return
+        if submission and self.internal.get("submitted") and self.flink is not None and self.flink.reachable and \
+                self.flink.jobs is not None and self.flink.job(submission["jobId"]) is None and \
+                self.now_ms - int(self.internal.get("submittedAt") or 0) > 30_000:
+            # Submitted, yet the cluster does not know the job (e.g. the session cluster was re-created):
+            # submit again with the same id; Flink refuses a duplicate if it is there after all.
+            self._submit(submission)
+            return
+        if self.desired is None:
+            return
+        if self.reconciled is None:
+            if not self.invalid and self.desired.job and self.desired.job.state == "running":
+                self._prepare_submission(first=True)
+            return
+        if self.invalid:
+            return
+        diff, fields = classify(self.reconciled, spec_json(self.desired))
+        if diff == DiffType.IGNORE and self.recon.get("state") != "UPGRADING":
+            self._other_changes()
+            return
+        if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
+            self.internal["specChangedGeneration"] = self.generation
+            self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkSessionJobSpec["
+                        + ", ".join(fields) + "]), starting reconciliation.", component="JobManagerDeployment")
+        retry_at = self.internal.get("retryAt")
+        if retry_at and self.now_ms < retry_at:
+            self.waiting = True
+            return
+        self.internal.pop("retryAt", None)
+        self._upgrade(diff)
+
+    def _prepare_submission(self, first: bool = False, diff: DiffType = DiffType.UPGRADE) -> None:
+        assert self.desired is not None and self.desired.job is not None
+        job = self.desired.job
+        deploys = int(self.internal.get("deploys") or 0)
+        if first:
+            restore_mode = "savepoint" if job.initialSavepointPath else "stateless"
+            path = job.initialSavepointPath
+            if path:
+                self.job_status["upgradeSavepointPath"] = path
+        else:
+            recon_mode = ((self.reconciled or {}).get("job") or {}).get("upgradeMode") or "stateless"
+            restore_mode = "stateless" if job.upgradeMode == "stateless" else recon_mode
+            if diff == DiffType.SAVEPOINT_REDEPLOY:
+                restore_mode = "savepoint"
+                self.job_status["upgradeSavepointPath"] = job.initialSavepointPath
+            path = self.job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
+        job_id = derive_id(self.uid, self.generation, deploys)
+        self.internal["deploys"] = deploys + 1
+        self.internal["submission"] = {"jobId": job_id, "restorePath": path, "generation": self.generation,
+                                       "spec": json.dumps(spec_json(self.desired), sort_keys=True, separators=(",", ":"))}
+        self.internal.pop("submitted", None)
+        self.job_status.update({"jobId": job_id, "jobName": self.name, "state": "RECONCILING"})
+        self._record(self._target("suspended", restore_mode), first=first)
+        self.recon["state"] = "UPGRADING"
+        self.recon["reconciliationTimestamp"] = self.now_ms
+        self.waiting = True
+
+    def _submit(self, submission: dict[str, Any]) -> None:
+        spec = parse_session_job_spec(json.loads(submission["spec"]))
+        assert spec.job is not None
+        config = session_config(self.settings, self.namespace, self.session, spec)
+        config.setdefault("pipeline.name", self.name)
+        if spec.job.upgradeMode == "last-state":
+            config.setdefault("execution.checkpointing.interval", "5 min")
+        config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        job_config = {k: v for k, v in config.items() if not k.startswith((OP, "job.autoscaler."))}
+        self.actions.append(Action("submit_job", {
+            "jar_uri": spec.job.jarURI, "job_id": submission["jobId"], "entry_class": spec.job.entryClass,
+            "args": list(spec.job.args), "parallelism": spec.job.parallelism if spec.job.parallelism > 0 else None,
+            "savepoint_path": submission.get("restorePath"),
+            "allow_non_restored_state": spec.job.allowNonRestoredState,
+            "flink_configuration": job_config,
+            "flink_version": ((self.session or {}).get("spec") or {}).get("flinkVersion")}))
+        self.internal["submitted"] = True
+        self.internal["submittedAt"] = self.now_ms
+        if self.recon.get("state") == "UPGRADING":
+            spec_dict = copy.deepcopy(self.reconciled or {})
+            spec_dict["job"]["state"] = "running"
+            _, first = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
+            self._record(spec_dict, first)
+            self.recon["state"] = "DEPLOYED"
+            self.recon["reconciliationTimestamp"] = self.now_ms
+            if submission.pop("markStable", False):
+                self._mark_stable()
+            self._event("Submit", "Starting deployment")
+        self.waiting = True
+
+    def _upgrade(self, diff: DiffType) -> None:
+        assert self.desired is not None and self.desired.job is not None
+        current = ((self.reconciled or {}).get("job") or {}).get("state", "running")
+        wanted = self.desired.job.state
+        submission = self.internal.get("submission")
+        if submission and current == "running":
+            self._suspend(diff, wanted)
+            return
+        if submission and current == "suspended":
+            self.internal.pop("submission")
+            self.internal.pop("submitted", None)
+            self.waiting = True
+            return
+        if wanted == "suspended":
+            if self.recon.get("state") == "UPGRADING":
+                self.recon["state"] = "DEPLOYED"
+            return
+        self._prepare_submission(diff=diff)
+
+    def _suspend(self, diff: DiffType, wanted: str) -> None:
+        assert self.desired is not None and self.desired.job is not None
+        state = self.job_status.get("state")
+        job_id = self.internal["submission"]["jobId"]
+        mode = self.desired.job.upgradeMode
+        if state in TERMINAL_JOB_STATES or (self.flink is not None and self.flink.reachable
+                                             and self.flink.jobs is not None and self.flink.job(job_id) is None):
+            if state in TERMINAL_JOB_STATES and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                self.waiting = True
+                return
+            self._finish_suspend(wanted, "stateless" if mode == "stateless" else "savepoint")
+            return
+        if state == "CANCELLING":
+            self.waiting = True
+            return
+        self._event("Suspended", "Suspending existing deployment.", component="JobManagerDeployment")
+        if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
+            self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
+                                        "restoreMode": "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless"}
+            self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
+        elif state == "RUNNING":
+            attempt = int(self.internal.get("attempts") or 0)
+            pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, attempt), "jobId": job_id,
+                       "startedAt": self.now_ms}
+            self.internal["pending"] = pending
+            self.actions.append(self._stop_action(pending))
+        else:
+            self.waiting = True
+            return
+        self.job_status["state"] = "CANCELLING" if self.internal["pending"]["op"] == "cancel" else state
+        self.recon["state"] = "UPGRADING"
+        self.waiting = True
+
+    def _stop_action(self, pending: dict[str, Any]) -> Action:
+        return Action("stop_with_savepoint", {
+            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
+            "drain": flinkconf.is_true(self.config, OP + "job.drain-on-savepoint-deletion"),
+            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+
+    def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
+        self._record(self._target("suspended", restore_mode))
+        if wanted == "running":
+            self.recon["state"] = "UPGRADING"
+        else:
+            self.recon["state"] = "DEPLOYED"
+            self._mark_stable()
+        self.waiting = True
+
+    def _progress_pending(self) -> None:
+        pending = self.internal["pending"]
+        flink = self.flink
+        self.waiting = True
+        if pending["op"] == "cancel":
+            if flink is None or not flink.reachable or flink.jobs is None:
+                return
+            job = flink.job(pending["jobId"])
+            if job is None or job.state in TERMINAL_JOB_STATES:
+                if job is not None and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                    self.job_status["state"] = job.state
+                    if flink.latest_checkpoint_path:
+                        self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+                    return
+                self.internal.pop("pending")
+                if pending.get("purpose") == "delete":
+                    self.internal["deleteReady"] = True
+                    return
+                self._finish_suspend(self._wanted(), pending.get("restoreMode") or "savepoint")
+            return
+        trigger = flink.trigger if flink is not None and flink.reachable else None
+        timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
+                                  self.config.get("execution.checkpointing.timeout") or "10 min")
+        if trigger is None or trigger.state == "IN_PROGRESS":
+            if self.now_ms - pending["startedAt"] > timeout_ms:
+                self._pending_failed(pending, "Timed out waiting for the savepoint")
+            return
+        if trigger.state == "UNKNOWN_TRIGGER":
+            self.actions.append(self._stop_action(pending) if pending["op"] == "stop" else self._savepoint_action(pending))
+            return
+        if trigger.state == "FAILED" or not trigger.location:
+            self._pending_failed(pending, trigger.failure or "Savepoint failed")
+            return
+        self.internal.pop("pending")
+        self.internal.pop("attempts", None)
+        location = trigger.location
+        if pending["op"] == "stop":
+            self.job_status["upgradeSavepointPath"] = location
+            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
+            if pending.get("purpose") == "delete":
+                self.internal["deleteReady"] = True
+                return
+            self.job_status["state"] = "FINISHED"
+            self._finish_suspend(self._wanted(), "savepoint")
+            return
+        self._add_savepoint(location, pending["startedAt"], pending.get("triggerType", "MANUAL"), pending.get("nonce"))
+        info = self.job_status.setdefault("savepointInfo", {})
+        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
+            info.pop(key, None)
+        if pending.get("triggerType") == "PERIODIC":
+            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
+        else:
+            self._reconcile_nonce(pending.get("nonce"))
+
+    def _wanted(self) -> str:
+        return self.desired.job.state if self.desired is not None and self.desired.job is not None else "running"
+
+    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
+        self.internal.pop("pending")
+        info = self.job_status.setdefault("savepointInfo", {})
+        if pending["op"] == "stop":
+            message = f"Savepoint Error: {reason}"
+            self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
+            self._event("SavepointError", message, "Warning", "JobManagerDeployment")
+            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
+            self.internal["retryAt"] = self.now_ms + 15_000
+            if self.recon.get("state") == "UPGRADING":
+                self.recon["state"] = "DEPLOYED"
+            return
+        self._event("SavepointError", f"Savepoint failed: {reason}", "Warning", "Operator")
+        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
+            info.pop(key, None)
+        if pending.get("triggerType") == "PERIODIC":
+            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
+        else:
+            self._reconcile_nonce(pending.get("nonce"))
+
+    def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
+        info = self.job_status.setdefault("savepointInfo", {})
+        entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
+                 "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
+        info["lastSavepoint"] = entry
+        history = list(info.get("savepointHistory") or [])
+        if not history or history[-1].get("location") != location:
+            history.append(entry)
+        try:
+            max_count = max(1, int(_opt(self.config, "savepoint.history.max.count", "10")))
+        except ValueError:
+            max_count = 10
+        max_age = _duration_ms(self.config, "savepoint.history.max.age", "24 h")
+        dispose = flinkconf.is_true(self.config, OP + "savepoint.cleanup.enabled", True)
+        removed = history[:-max_count] if len(history) > max_count else []
+        kept = history[len(removed):]
+        aged = [e for e in kept[:-1] if self.now_ms - int(e.get("timeStamp") or 0) > max_age]
+        kept = [e for e in kept if e not in aged]
+        for entry_gone in removed + aged:
+            if dispose:
+                self.actions.append(Action("dispose_savepoint", {"path": entry_gone["location"]}, required=False))
+        info["savepointHistory"] = kept
+
+    def _reconcile_nonce(self, nonce: int | None) -> None:
+        was_stable = self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec")
+        spec = copy.deepcopy(self.reconciled or {})
+        spec.setdefault("job", {})["savepointTriggerNonce"] = nonce
+        _, first = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
+        self._record(spec, first)
+        if was_stable:
+            self._mark_stable()
+
+    def _savepoint_action(self, pending: dict[str, Any]) -> Action:
+        return Action("trigger_savepoint", {
+            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
+            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+
+    def _other_changes(self) -> None:
+        submission = self.internal.get("submission")
+        if self.desired is None or self.desired.job is None or not submission or \
+                self.job_status.get("state") != "RUNNING" or ((self.reconciled or {}).get("job") or {}).get("state") != "running":
+            return
+        nonce = self.desired.job.savepointTriggerNonce
+        trigger_type, key = None, None
+        if nonce is not None and nonce != ((self.reconciled or {}).get("job") or {}).get("savepointTriggerNonce"):
+            trigger_type, key = "MANUAL", nonce
+        else:
+            due = self._periodic_due_in_ms()
+            if due is not None and due <= 0:
+                trigger_type, key, nonce = "PERIODIC", self.now_ms, None
+        if trigger_type is None:
+            return
+        job_id = submission["jobId"]
+        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
+                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
+        self.internal["pending"] = pending
+        self.job_status.setdefault("savepointInfo", {}).update({
+            "triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
+            "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+        self.actions.append(self._savepoint_action(pending))
+        self.waiting = True
+
+    def _periodic_due_in_ms(self) -> int | None:
+        text = self.config.get(OP + "periodic.savepoint.interval")
+        if not text:
+            return None
+        try:
+            interval = parse_duration(text)
+        except DurationError:
+            return None
+        if interval <= 0:
+            return None
+        info = self.job_status.get("savepointInfo") or {}
+        last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0), int(self.job_status.get("startTime") or 0))
+        return last + interval - self.now_ms
+
+    # ------------------------------------------------------------------ deletion
+    def _finalize(self) -> SyncResult:
+        self.status["lifecycleState"] = "DELETING"
+        if self.old_status.get("lifecycleState") not in ("DELETING", "DELETED"):
+            self._event("Cleanup", "Cleaning up FlinkSessionJob", component="Operator")
+        submission = self.internal.get("submission")
+        job_state = self.job_status.get("state")
+        session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") in ("DELETING", "DELETED")
+        if (not submission or job_state in TERMINAL_JOB_STATES or session_gone or not self._session_ready()
+                or self.internal.get("deleteReady")):
+            if self.internal.get("deleteReady") and (self.old_status.get("flinkSync") or {}).get("deleteReady") is None:
+                return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
+            self.status["lifecycleState"] = "DELETED"
+            self.internal.pop("submission", None)
+            return self._result(keep_lifecycle=True, finalized=True)
+        self._observe()
+        if self.internal.get("pending"):
+            self._progress_pending()
+            if self.internal.get("deleteReady"):
+                return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
+            return self._result(keep_lifecycle=True, finalized=False, resync=2.0)
+        job_id = submission["jobId"]
+        if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
+                and self._savepoint_dir():
+            pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, "delete"), "jobId": job_id,
+                       "startedAt": self.now_ms, "purpose": "delete"}
+            self.internal["pending"] = pending
+            self.actions.append(self._stop_action(pending))
+        else:
+            self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms, "purpose": "delete"}
+            self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
+        return self._result(keep_lifecycle=True, finalized=False, resync=1.0)
+
+    # ------------------------------------------------------------------ result
+    def _result(self, keep_lifecycle: bool = False, finalized: bool | None = None,
+                resync: float | None = None) -> SyncResult:
+        if not keep_lifecycle:
+            self.status.pop("lifecycleState", None)
+            self.status["lifecycleState"] = lifecycle_state(self.status, is_deployment=False)
+        self.status["observedGeneration"] = self.generation
+        now = iso(self.now_ms)
+        conditions = list(self.status.get("conditions") or [])
+        running = self.job_status.get("state") == "RUNNING"
+        if self.waiting_reason:
+            conditions = set_condition(conditions, "Ready", False, "WaitingForSessionCluster", self.waiting_reason,
+                                       now, self.generation)
+        else:
+            conditions = set_condition(conditions, "Ready", running, "JobRunning" if running else "JobNotRunning",
+                                       f"lifecycle {self.status.get('lifecycleState')}, job {self.job_status.get('state')}",
+                                       now, self.generation)
+        error = error_message(self.status.get("error"))
+        conditions = set_condition(conditions, "Degraded", bool(error), "Error" if error else "AsExpected",
+                                   error[:512] if error else "no error", now, self.generation)
+        self.status["conditions"] = conditions
+        if not self.internal:
+            self.status.pop("flinkSync", None)
+        if not self.job_status:
+            self.status.pop("jobStatus", None)
+        if resync is None:
+            if self.waiting or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
+                    self.status.get("lifecycleState") == "DEPLOYED":
+                resync = self.settings.progress_interval_s
+            else:
+                resync = self.settings.stable_interval_s
+            due = self._periodic_due_in_ms()
+            if due is not None and due > 0:
+                resync = min(resync, max(1.0, due / 1000))
+        return SyncResult(status=self.status, children=[], actions=self.actions, events=self.events,
+                          resync_after_seconds=resync, finalized=finalized)
+
+
+def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
+                     now_ms: int, settings: CoreSettings, finalizing: bool = False,
+                     jar_allowlist: tuple[str, ...] = ("https://",)) -> SyncResult:
+    """One sync of a FlinkSessionJob. Pure."""
+    return _SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist).run(finalizing)
+
+
+def submission_failed(status: dict[str, Any], message: str) -> dict[str, Any]:
+    """Fold a failed submit call back into the status (the next sync submits again with the same job id)."""
+    status = copy.deepcopy(status)
+    internal = status.setdefault("flinkSync", {})
+    internal.pop("submitted", None)
+    status["error"] = error_json("SubmissionException", message)
+    return status

@@ -71,6 +71,8 @@ def _validation_error(resource: dict[str, Any]) -> str | None:
     settings = _settings()
     meta = resource.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
+    if str((meta.get("labels") or {}).get("flink.apache.org/canary", "")).lower() == "true":
+        return None  # canary resources are never validated (Apache skips them too)
     try:
         if resource["kind"] == "FlinkDeployment":
             spec = parse_deployment_spec(resource.get("spec"))

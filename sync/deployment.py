@@ -31,6 +31,7 @@ from .status import (TERMINAL_JOB_STATES, camel, error_json, error_message, life
 from .validation import SAVEPOINT_DIR_KEYS, validate_deployment
 
 OP = "kubernetes.operator."
+RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 UPGRADE_RETRY_MS = 15_000
 
 
@@ -57,6 +58,11 @@ def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: 
     if mark_stable:
         record["markStable"] = True
     return record
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """Identifies the record a JobManager Deployment was rendered from (survives a lost status write)."""
+    return derive_id(record.get("spec"), record.get("jobId"), record.get("restorePath"), record.get("generation"))[:16]
 
 
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
@@ -110,6 +116,7 @@ class _Sync:
         self.invalid: str | None = None
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
         self.waiting_progress = False
+        self.jm_lost = False
 
     # ----------------------------------------------------------------- small accessors
     def _recon(self) -> dict[str, Any]:
@@ -211,8 +218,13 @@ class _Sync:
         flink = self.flink
         previous = self.old_status.get("jobManagerDeploymentStatus")
         if jm is None:
+            recon_job_state = ((self.reconciled or {}).get("job") or {}).get("state")
+            if self.internal.get("jmSeen") and recon_job_state != "suspended":
+                self.jm_lost = True
+                self.status["jobManagerDeploymentStatus"] = "MISSING"
+                return
             if self.internal.get("jmSeen"):
-                self._jm_missing(previous)
+                self.status["jobManagerDeploymentStatus"] = "MISSING"
                 return
             self.status["jobManagerDeploymentStatus"] = "DEPLOYING"
             return
@@ -259,7 +271,7 @@ class _Sync:
         self.status["error"] = error_json("MissingJobManagerException", "Missing JobManager deployment")
         self._event("Missing", "Missing JobManager deployment", "Warning")
         spec = self._cluster_spec()
-        stateless = spec is None or spec.job is None or (self.reconciled or {}).get("job", {}).get("upgradeMode") == "stateless"
+        stateless = spec is None or spec.job is None or spec.job.upgradeMode == "stateless"
         recovery = flinkconf.is_true(self.config, OP + "jm-deployment-recovery.enabled", True)
         if recovery and (stateless or is_ha_enabled(self._config_for(spec))):
             # Metacontroller re-creates the Deployment from the same record on this very response.
@@ -334,6 +346,13 @@ class _Sync:
         if self.internal.get("pending"):
             self._progress_pending()
             return
+        if self.cluster and self.reconciled is not None and \
+                ((self.reconciled.get("job") or {}).get("state")) == "suspended":
+            # The job was stopped and the path to restore from is durable in status: remove the cluster.
+            self.internal.pop("cluster")
+            self.status["jobManagerDeploymentStatus"] = "MISSING"
+            self.waiting_progress = True
+            return
         if self.desired is None:
             return
         if self.reconciled is None:
@@ -353,6 +372,15 @@ class _Sync:
         desired_json = spec_json(self.desired)
         diff, fields = classify(self.reconciled, desired_json)
         recon_state = self._recon().get("state")
+        if self.jm_lost:
+            if (diff != DiffType.IGNORE or recon_state == "UPGRADING") and self.desired.job is not None \
+                    and self.desired.job.upgradeMode == "stateless":
+                # Most likely our own stateless suspend whose status write was lost: carry on with the upgrade.
+                self._stateless_suspend(self.desired.job.state, "stateless", cancel=False)
+                return
+            self._jm_missing(self.old_status.get("jobManagerDeploymentStatus"))
+            if not self.cluster or diff == DiffType.IGNORE:
+                return
         if diff == DiffType.IGNORE and recon_state != "UPGRADING":
             if self._should_roll_back():
                 self._start_rollback()
@@ -398,7 +426,10 @@ class _Sync:
         self._event("Submit", "Starting deployment")
 
     def _deploy_next(self) -> None:
-        if self._old_cluster_present():
+        jm = self._observed_jm()
+        ours = jm is not None and ((jm.get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION) \
+            == record_hash(self.internal["next"])
+        if self._old_cluster_present() and not ours:
             self.waiting_progress = True
             return
         nxt = self.internal.pop("next")
@@ -485,7 +516,7 @@ class _Sync:
         job_status = self._job_status()
         recon_job = (self.reconciled or {}).get("job") or {}
         deploys = int(self.internal.get("deploys") or 1)
-        mark_stable = False
+        mark_stable = bool(self.internal.pop("markStableOnDeploy", False))
         if job is None:
             restore_mode, path, job_id = None, None, None
         else:
@@ -525,9 +556,14 @@ class _Sync:
         cluster_spec = self._cluster_spec()
         version_changed = cluster_spec is not None and cluster_spec.flinkVersion != self.desired.flinkVersion
         jm_ready = self.status.get("jobManagerDeploymentStatus") == "READY"
-        if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
-            self._stateless_suspend(wanted, "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless",
-                                    cancel=job_state not in TERMINAL_JOB_STATES)
+        if diff == DiffType.SAVEPOINT_REDEPLOY:
+            # Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once.
+            job_status["upgradeSavepointPath"] = self.desired.job.initialSavepointPath
+            self.internal["markStableOnDeploy"] = True
+            self._stateless_suspend(wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
+            return
+        if mode == "stateless":
+            self._stateless_suspend(wanted, "stateless", cancel=job_state not in TERMINAL_JOB_STATES)
             return
         if job_state in TERMINAL_JOB_STATES:
             if (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
@@ -617,8 +653,8 @@ class _Sync:
         trigger_id = derive_id(self.uid, "stop", job_id, attempt)
         pending = {"op": "stop", "triggerId": trigger_id, "jobId": job_id, "startedAt": self.now_ms,
                    "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
+        # Intent first: the stop is issued on the next sync, once this record is durable in status.
         self.internal["pending"] = pending
-        self.actions.append(self._stop_action(pending))
         if pending["purpose"] != "delete":
             self._recon()["state"] = "UPGRADING"
             self._event("Suspended", "Suspending existing deployment.")
@@ -635,8 +671,6 @@ class _Sync:
         job_id = self.cluster["jobId"]
         self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
                                     "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
-        self.actions.append(Action("cancel", {"job_id": job_id}))
-        self._job_status()["state"] = "CANCELLING"
         self._recon()["state"] = "UPGRADING"
         self._event("Suspended", "Suspending existing deployment.")
         self.waiting_progress = True
@@ -662,8 +696,11 @@ class _Sync:
                     self.internal["deleteReady"] = True
                     return
                 self._finish_suspend(self._wanted_state(), "savepoint")
-            elif job and job.state == "RUNNING" and self.now_ms - pending["startedAt"] > 30_000:
-                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}))  # ask again
+            elif job is not None and (not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > 30_000):
+                # The cancel intent is durable (it came in with the status): ask Flink, again after 30 s.
+                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}))
+                pending["issuedAt"] = self.now_ms
+                self._job_status()["state"] = "CANCELLING"
             return
         trigger = flink.trigger if flink is not None and flink.reachable else None
         timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
@@ -802,11 +839,10 @@ class _Sync:
         job_id = self.cluster["jobId"]
         pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
                    "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
-        self.internal["pending"] = pending
+        self.internal["pending"] = pending  # issued on the next sync, once this record is durable
         info = self._savepoint_info()
         info.update({"triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
                      "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-        self.actions.append(self._savepoint_action(pending))
         self.waiting_progress = True
 
     def _other_changes(self) -> None:
@@ -820,7 +856,8 @@ class _Sync:
             return
         due = self._periodic_due_in_ms()
         if due is not None and due <= 0:
-            self._start_savepoint("PERIODIC", None, self.now_ms)
+            # Keyed by the due time, so a retried sync asks for the same savepoint.
+            self._start_savepoint("PERIODIC", None, self.now_ms + due)
             return
         checkpoint_nonce = self.desired.job.checkpointTriggerNonce
         if checkpoint_nonce is not None and checkpoint_nonce != (self.reconciled or {}).get("job", {}).get("checkpointTriggerNonce"):
@@ -948,7 +985,11 @@ class _Sync:
         spec = parse_deployment_spec(json.loads(record["spec"]))
         plan = ClusterPlan(self.name, self.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
                            record.get("restorePath"), self.settings.operator_defaults)
-        return render_cluster(plan)
+        children = render_cluster(plan)
+        for child in children:
+            if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
+                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_hash(record)
+        return children
 
     def _conditions(self) -> None:
         now = iso(self.now_ms)

@@ -312,17 +312,14 @@ class _SessionJobSync:
         if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
             self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
                                         "restoreMode": "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless"}
-            self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
         elif state == "RUNNING":
             attempt = int(self.internal.get("attempts") or 0)
             pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, attempt), "jobId": job_id,
                        "startedAt": self.now_ms}
-            self.internal["pending"] = pending
-            self.actions.append(self._stop_action(pending))
+            self.internal["pending"] = pending  # issued on the next sync, once durable
         else:
             self.waiting = True
             return
-        self.job_status["state"] = "CANCELLING" if self.internal["pending"]["op"] == "cancel" else state
         self.recon["state"] = "UPGRADING"
         self.waiting = True
 
@@ -360,6 +357,10 @@ class _SessionJobSync:
                     self.internal["deleteReady"] = True
                     return
                 self._finish_suspend(self._wanted(), pending.get("restoreMode") or "savepoint")
+            elif not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > 30_000:
+                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}, required=pending.get("purpose") != "delete"))
+                pending["issuedAt"] = self.now_ms
+                self.job_status["state"] = "CANCELLING"
             return
         trigger = flink.trigger if flink is not None and flink.reachable else None
         timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
@@ -467,17 +468,16 @@ class _SessionJobSync:
         else:
             due = self._periodic_due_in_ms()
             if due is not None and due <= 0:
-                trigger_type, key, nonce = "PERIODIC", self.now_ms, None
+                trigger_type, key, nonce = "PERIODIC", self.now_ms + due, None
         if trigger_type is None:
             return
         job_id = submission["jobId"]
         pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
                    "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
-        self.internal["pending"] = pending
+        self.internal["pending"] = pending  # issued on the next sync, once durable
         self.job_status.setdefault("savepointInfo", {}).update({
             "triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
             "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-        self.actions.append(self._savepoint_action(pending))
         self.waiting = True
 
     def _periodic_due_in_ms(self) -> int | None:
@@ -521,10 +521,8 @@ class _SessionJobSync:
             pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, "delete"), "jobId": job_id,
                        "startedAt": self.now_ms, "purpose": "delete"}
             self.internal["pending"] = pending
-            self.actions.append(self._stop_action(pending))
         else:
             self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms, "purpose": "delete"}
-            self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
         return self._result(keep_lifecycle=True, finalized=False, resync=1.0)
 
     # ------------------------------------------------------------------ result

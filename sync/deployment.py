@@ -52,17 +52,31 @@ def iso(now_ms: int) -> str:
 
 
 def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: str | None, generation: int,
-                   mark_stable: bool = False) -> dict[str, Any]:
+                   mark_stable: bool = False, seq: int = 1) -> dict[str, Any]:
     record: dict[str, Any] = {"spec": json.dumps(spec_json(spec), separators=(",", ":"), sort_keys=True),
-                              "jobId": job_id, "restorePath": restore_path, "generation": generation}
+                              "jobId": job_id, "restorePath": restore_path, "generation": generation, "seq": seq}
     if mark_stable:
         record["markStable"] = True
     return record
 
 
-def record_hash(record: dict[str, Any]) -> str:
-    """Identifies the record a JobManager Deployment was rendered from (survives a lost status write)."""
-    return derive_id(record.get("spec"), record.get("jobId"), record.get("restorePath"), record.get("generation"))[:16]
+def record_annotation(record: dict[str, Any]) -> str:
+    """The record a JobManager Deployment was rendered from, kept on it so that a sync whose status write was
+    lost can be recognised later (the role of Apache's generation annotation)."""
+    keep = {k: record.get(k) for k in ("seq", "jobId", "restorePath", "generation", "spec")}
+    return json.dumps(keep, separators=(",", ":"), sort_keys=True)
+
+
+def observed_record(jm: dict[str, Any] | None) -> dict[str, Any] | None:
+    text = (((jm or {}).get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+        parse_deployment_spec(json.loads(record["spec"]))
+        return record if isinstance(record.get("seq"), int) else None
+    except (ValueError, KeyError, TypeError, SpecError):
+        return None
 
 
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
@@ -208,7 +222,39 @@ class _Sync:
             self.status.pop("error", None)  # the spec was fixed
 
     # ----------------------------------------------------------------- observe
+    def _adopt_newer_cluster(self) -> None:
+        """A JobManager Deployment rendered from a newer record than the status knows means an earlier
+        response was applied but its status write was lost: take that record as deployed."""
+        seen = observed_record(self._observed_jm())
+        if seen is None:
+            return
+        known = max(int((self.cluster or {}).get("seq") or 0), int(self.internal.get("deploys") or 0))
+        nxt = self.internal.get("next")
+        if nxt is not None and seen.get("seq") == nxt.get("seq"):
+            return  # _deploy_next finishes this one
+        if seen["seq"] <= known:
+            return
+        self.internal.pop("next", None)
+        self.internal["cluster"] = seen
+        self.internal["deploys"] = seen["seq"]
+        spec = json.loads(seen["spec"])
+        if spec.get("job") is not None:
+            old_job = (self.reconciled or {}).get("job") or {}
+            spec["job"]["state"] = "running"
+            spec["job"]["upgradeMode"] = old_job.get("upgradeMode") or spec["job"].get("upgradeMode")
+            for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
+                spec["job"][nonce] = old_job.get(nonce)
+            self._job_status().update({"jobId": seen.get("jobId"), "state": "RECONCILING"})
+        self._record_reconciled(spec)
+        recon = self._recon()
+        if recon.get("state") != "ROLLING_BACK":
+            recon["state"] = "DEPLOYED"
+        else:
+            recon["state"] = "ROLLED_BACK"
+        recon["reconciliationTimestamp"] = self.now_ms
+
     def _observe(self) -> None:
+        self._adopt_newer_cluster()
         cluster = self.cluster
         if not cluster:
             if self.reconciled is not None:
@@ -273,10 +319,22 @@ class _Sync:
         spec = self._cluster_spec()
         stateless = spec is None or spec.job is None or spec.job.upgradeMode == "stateless"
         recovery = flinkconf.is_true(self.config, OP + "jm-deployment-recovery.enabled", True)
-        if recovery and (stateless or is_ha_enabled(self._config_for(spec))):
-            # Metacontroller re-creates the Deployment from the same record on this very response.
+        ha = is_ha_enabled(self._config_for(spec))
+        if recovery and (stateless or ha) and spec is not None and self.cluster is not None:
+            # Redeploy the deployed spec: with HA the same job id (Flink resumes from HA), otherwise a new one,
+            # as the Apache operator does. The rest of the old cluster goes first (see _deploy_next).
             self._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
-            self.internal["jmSeen"] = False
+            seq = int(self.internal.get("deploys") or 1) + 1
+            old = self.internal.pop("cluster")
+            job_id = old.get("jobId")
+            if spec.job is not None and not ha:
+                job_id = derive_id(self.uid, self.generation, "recover", seq)
+            self.internal["deploys"] = seq
+            self.internal["next"] = cluster_record(spec, job_id, old.get("restorePath") if ha else None,
+                                                   int(old.get("generation") or self.generation), seq=seq)
+            if job_id:
+                self._job_status()["jobId"] = job_id
+            self.waiting_progress = True
             return
         # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
         # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
@@ -419,16 +477,15 @@ class _Sync:
         recon = self._recon()
         recon["state"] = "DEPLOYED"
         recon["reconciliationTimestamp"] = self.now_ms
-        self.internal["cluster"] = cluster_record(spec, job_id, restore, self.generation)
+        self.internal["cluster"] = cluster_record(spec, job_id, restore, self.generation, seq=1)
         self.internal["deploys"] = 1
         self.status["jobManagerDeploymentStatus"] = "DEPLOYING"
         self.status.pop("error", None)
         self._event("Submit", "Starting deployment")
 
     def _deploy_next(self) -> None:
-        jm = self._observed_jm()
-        ours = jm is not None and ((jm.get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION) \
-            == record_hash(self.internal["next"])
+        seen = observed_record(self._observed_jm())
+        ours = seen is not None and seen.get("seq") == self.internal["next"].get("seq")
         if self._old_cluster_present() and not ours:
             self.waiting_progress = True
             return
@@ -531,7 +588,7 @@ class _Sync:
                 job_id = derive_id(self.uid, self.generation, deploys)
             job_status["jobId"] = job_id
         self.internal["deploys"] = deploys + 1
-        self.internal["next"] = cluster_record(self.desired, job_id, path, self.generation, mark_stable)
+        self.internal["next"] = cluster_record(self.desired, job_id, path, self.generation, mark_stable, seq=deploys + 1)
         self._record_reconciled(self._target_spec("suspended", restore_mode))
         recon = self._recon()
         recon["state"] = "UPGRADING"
@@ -923,9 +980,10 @@ class _Sync:
             if self.cluster and self.cluster.get("jobId") and self.status.get("jobManagerDeploymentStatus") == "READY":
                 self.actions.append(Action("cancel", {"job_id": self.cluster["jobId"]}, required=False))
             job_status["jobId"] = job_id
-        self.internal["deploys"] = int(self.internal.get("deploys") or 1) + 1
+        seq = int(self.internal.get("deploys") or 1) + 1
+        self.internal["deploys"] = seq
         self.internal.pop("cluster", None)
-        self.internal["next"] = cluster_record(stable_spec, job_id, path, self.generation)
+        self.internal["next"] = cluster_record(stable_spec, job_id, path, self.generation, seq=seq)
         self.status["jobManagerDeploymentStatus"] = "MISSING"
         self.waiting_progress = True
 
@@ -988,7 +1046,7 @@ class _Sync:
         children = render_cluster(plan)
         for child in children:
             if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
-                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_hash(record)
+                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_annotation(record)
         return children
 
     def _conditions(self) -> None:

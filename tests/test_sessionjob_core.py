@@ -1,0 +1,152 @@
+"""FlinkSessionJob state machine against a modelled session cluster: the job id is recorded before the
+submission, submissions are idempotent, savepoint upgrades continue state, suspend/resume, deletion."""
+from __future__ import annotations
+
+import copy
+
+from sync.model import FlinkObservation, JobInfo, TriggerResult
+from sync.sessionjob import plan_observation, submission_failed, sync_session_job
+
+from .helpers import SETTINGS
+
+SESSION = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+           "metadata": {"name": "session", "namespace": "default"},
+           "spec": {"flinkVersion": "v1_20", "flinkConfiguration": {"state.savepoints.dir": "file:///sp",
+                                                                    "state.checkpoints.dir": "file:///cp"}},
+           "status": {"jobManagerDeploymentStatus": "READY"}}
+JOB = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
+       "metadata": {"name": "counter", "namespace": "default", "uid": "uid-counter", "generation": 1},
+       "spec": {"deploymentName": "session",
+                "job": {"jarURI": "https://jars.example.com/counter.jar", "parallelism": 1, "upgradeMode": "savepoint",
+                        "entryClass": "probe.Counter", "args": ["--rate", "10"]}}}
+
+
+class Session:
+    """A session cluster's REST behaviour: submitted jobs, savepoint triggers, cancel."""
+
+    def __init__(self):
+        self.jobs: dict[str, dict] = {}
+        self.triggers: dict[str, dict] = {}
+        self.submissions: list[dict] = []
+        self.now = 1_764_000_000_000
+
+    def observe(self, parent):
+        plan = plan_observation(parent, SESSION)
+        if not plan.query_cluster:
+            return None
+        trigger = None
+        if plan.trigger_id:
+            t = self.triggers.get(plan.trigger_id)
+            trigger = TriggerResult("UNKNOWN_TRIGGER") if t is None else TriggerResult("COMPLETED", t["location"])
+        job = self.jobs.get(plan.job_id or "")
+        return FlinkObservation(reachable=True, jobs=tuple(JobInfo(j, "counter", v["state"], 1) for j, v in self.jobs.items()),
+                                trigger=trigger, latest_checkpoint_path=job.get("checkpoint") if job else None)
+
+    def act(self, action):
+        p = action.params
+        if action.kind == "submit_job":
+            self.submissions.append(p)
+            if p["job_id"] not in self.jobs:  # Flink refuses a duplicate job id
+                value = int(p["savepoint_path"].rsplit("-", 1)[1]) if p.get("savepoint_path") else 0
+                self.jobs[p["job_id"]] = {"state": "RUNNING", "value": value, "restored": p.get("savepoint_path")}
+        elif action.kind in ("stop_with_savepoint", "trigger_savepoint"):
+            job = self.jobs[p["job_id"]]
+            self.triggers.setdefault(p["trigger_id"], {"location": f"file:/sp/savepoint-{job['value']}"})
+            if action.kind == "stop_with_savepoint":
+                job["state"] = "FINISHED"
+        elif action.kind == "cancel":
+            if p["job_id"] in self.jobs:
+                self.jobs[p["job_id"]]["state"] = "CANCELED"
+
+
+def run(session: Session, parent: dict, syncs: int = 1, finalizing: bool = False, fail_submit: bool = False):
+    result = None
+    for _ in range(syncs):
+        result = sync_session_job(copy.deepcopy(parent), SESSION, session.observe(parent), session.now, SETTINGS,
+                                  finalizing=finalizing)
+        for action in result.actions:
+            if action.kind == "submit_job" and fail_submit:
+                result.status = submission_failed(result.status, "jar upload failed")
+                continue
+            session.act(action)
+        parent["status"] = result.status
+        session.now += 1000
+        for job in session.jobs.values():
+            if job["state"] == "RUNNING":
+                job["value"] += 1
+    return result
+
+
+def test_job_id_is_recorded_before_the_submission_and_retries_reuse_it():
+    session, parent = Session(), copy.deepcopy(JOB)
+    first = run(session, parent)
+    job_id = first.status["jobStatus"]["jobId"]
+    assert first.actions == [] and session.submissions == [], "nothing is submitted before the id is in status"
+    run(session, parent, fail_submit=True)
+    assert "jar upload failed" in parent["status"]["error"]
+    run(session, parent, syncs=3)
+    assert [s["job_id"] for s in session.submissions] == [job_id]
+    assert parent["status"]["jobStatus"]["state"] == "RUNNING"
+    assert parent["status"]["lifecycleState"] == "STABLE"
+    submitted = session.submissions[0]
+    assert submitted["entry_class"] == "probe.Counter" and submitted["args"] == ["--rate", "10"]
+    assert submitted["flink_configuration"]["pipeline.name"] == "counter"
+    assert "error" not in parent["status"]
+
+
+def test_waits_for_the_session_cluster():
+    parent = copy.deepcopy(JOB)
+    not_ready = copy.deepcopy(SESSION)
+    not_ready["status"]["jobManagerDeploymentStatus"] = "DEPLOYING"
+    result = sync_session_job(parent, not_ready, None, 0, SETTINGS)
+    ready = {c["type"]: c for c in result.status["conditions"]}["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "WaitingForSessionCluster"
+    assert result.actions == []
+
+
+def test_savepoint_upgrade_continues_state():
+    session, parent = Session(), copy.deepcopy(JOB)
+    run(session, parent, syncs=4)
+    old = parent["status"]["jobStatus"]["jobId"]
+    parent["spec"]["job"]["parallelism"] = 2
+    parent["metadata"]["generation"] = 2
+    run(session, parent, syncs=8)
+    new = parent["status"]["jobStatus"]["jobId"]
+    assert new != old and session.jobs[old]["state"] == "FINISHED"
+    assert session.jobs[new]["state"] == "RUNNING" and session.jobs[new]["restored"] == parent["status"]["jobStatus"]["upgradeSavepointPath"]
+    assert session.submissions[-1]["parallelism"] == 2
+    assert parent["status"]["lifecycleState"] == "STABLE"
+
+
+def test_suspend_resume_and_manual_savepoint():
+    session, parent = Session(), copy.deepcopy(JOB)
+    run(session, parent, syncs=4)
+    parent["spec"]["job"]["savepointTriggerNonce"] = 5
+    run(session, parent, syncs=3)
+    assert parent["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["triggerNonce"] == 5
+    parent["spec"]["job"]["state"] = "suspended"
+    run(session, parent, syncs=5)
+    assert parent["status"]["lifecycleState"] == "SUSPENDED"
+    assert not [j for j in session.jobs.values() if j["state"] == "RUNNING"]
+    parent["spec"]["job"]["state"] = "running"
+    run(session, parent, syncs=5)
+    running = [j for j in session.jobs.values() if j["state"] == "RUNNING"]
+    assert len(running) == 1 and running[0]["restored"]
+
+
+def test_delete_cancels_then_releases():
+    session, parent = Session(), copy.deepcopy(JOB)
+    run(session, parent, syncs=4)
+    results = [run(session, parent, finalizing=True) for _ in range(4)]
+    assert results[-1].finalized is True
+    assert all(j["state"] != "RUNNING" for j in session.jobs.values())
+
+
+def test_bad_jar_uri_is_a_clear_error_and_nothing_runs():
+    session, parent = Session(), copy.deepcopy(JOB)
+    parent["spec"]["job"]["jarURI"] = "ftp://jars.example.com/counter.jar"
+    result = run(session, parent, syncs=2)
+    assert "spec.job.jarURI" in result.status["error"] and session.submissions == []
+    parent["spec"]["job"]["jarURI"] = "http://10.0.0.5/counter.jar"
+    result = run(session, parent)
+    assert "spec.job.jarURI" in result.status["error"]

@@ -145,6 +145,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "errorlog", "loglevel", "max_requests", "max_requests_jitter"):
                 self.cfg.set(key, getattr(gunicorn_conf, key))
             self.cfg.set("bind", [args.bind])
+            # Optional TLS between Metacontroller and the hooks (point the CompositeController's
+            # webhook.caBundle at the issuing CA).
+            cert = args.certfile or os.environ.get("FLINK_SYNC_TLS_CERT_FILE")
+            key = args.keyfile or os.environ.get("FLINK_SYNC_TLS_KEY_FILE")
+            if cert and key:
+                self.cfg.set("certfile", cert)
+                self.cfg.set("keyfile", key)
             if args.workers:
                 self.cfg.set("workers", args.workers)
             if args.threads:
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--bind", default=os.environ.get("FLINK_SYNC_BIND", "127.0.0.1:8080"))
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--threads", type=int, default=None)
+    serve.add_argument("--certfile", help="serve HTTPS with this certificate (or FLINK_SYNC_TLS_CERT_FILE)")
+    serve.add_argument("--keyfile", help="the certificate's private key (or FLINK_SYNC_TLS_KEY_FILE)")
     serve.set_defaults(func=cmd_serve)
     render = sub.add_parser("render", help="print the first sync response for a CR")
     render.add_argument("-f", "--file", required=True)

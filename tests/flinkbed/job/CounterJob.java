@@ -1,0 +1,185 @@
+package flinkbed;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.connector.datagen.source.DataGeneratorSource;
+import org.apache.flink.connector.datagen.source.GeneratorFunction;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
+import org.apache.flink.util.Collector;
+
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * The flink-sync test bed's stateful streaming job.
+ *
+ * <p>Pipeline: a FLIP-27 {@link DataGeneratorSource} emits 0, 1, 2, ... at {@code --rate}
+ * records per second (its position is part of every checkpoint and savepoint), keyed by
+ * {@code value % --keys}; {@link KeyCounter} keeps one {@code ValueState<Long>} count per key; the
+ * result goes to the Sink V2 {@link DiscardingSink}. Every operator has a {@code uid()}, so
+ * savepoints map back onto the same operators.
+ *
+ * <p>State proof: {@link KeyCounter} exposes the gauge {@code snapshot} =
+ * {@code "lastValue,stateTotal,restoredTotal"} (one atomic string, because REST samples gauges
+ * one by one). {@code stateTotal} is the sum of the per-key counts this subtask holds (restored
+ * counts included) and {@code restoredTotal} the part of it that came from restored state. At
+ * parallelism 1, {@code stateTotal == lastValue + 1} on a fresh job and on a job restored from a
+ * savepoint; a job that lost its keyed state would only count the records since its start, and
+ * {@code restoredTotal} would be 0.
+ *
+ * <p>Arguments (unknown ones are ignored, so the JobManager's trailing dynamic properties do not
+ * disturb it):
+ *
+ * <ul>
+ *   <li>{@code --rate R} records per second (default 50)
+ *   <li>{@code --keys K} number of keys (default 4)
+ *   <li>{@code --checkpoint-interval-ms N} enable periodic checkpoints (default 0 = off, unless the
+ *       cluster configuration enables them)
+ *   <li>{@code --fail-at-value V} throw once, in the first execution attempt only, when value V
+ *       arrives. Without checkpointing (no restart strategy) the job goes FAILED.
+ *   <li>{@code --fail-always} throw in {@code main()} before the job is built: the application
+ *       never starts a job (an upgrade to it never becomes stable).
+ *   <li>{@code --fail-tasks-always} the counting operator throws in {@code open()} on every
+ *       attempt: the job is submitted but its tasks never run.
+ * </ul>
+ *
+ * <p>Compiles unchanged against flink-dist 1.20 and 2.x: {@code open(OpenContext)} instead of the
+ * removed {@code open(Configuration)}, FLIP-27 source and Sink V2 instead of the legacy
+ * SourceFunction/SinkFunction, and no ParameterTool (its package differs between 1.x and 2.x).
+ */
+public final class CounterJob {
+
+    public static final String SOURCE_UID = "counter-source";
+    public static final String COUNTER_UID = "count-per-key";
+    public static final String SINK_UID = "discard-sink";
+
+    private CounterJob() {}
+
+    public static void main(String[] args) throws Exception {
+        if (hasFlag(args, "--fail-always")) {
+            throw new IllegalStateException("flinkbed CounterJob: --fail-always given, failing in main()");
+        }
+        double rate = Double.parseDouble(option(args, "--rate", "50"));
+        int keys = Integer.parseInt(option(args, "--keys", "4"));
+        long checkpointInterval = Long.parseLong(option(args, "--checkpoint-interval-ms", "0"));
+        long failAt = Long.parseLong(option(args, "--fail-at-value", "-1"));
+        boolean failTasks = hasFlag(args, "--fail-tasks-always");
+
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        if (checkpointInterval > 0) {
+            env.enableCheckpointing(checkpointInterval);
+        }
+
+        DataGeneratorSource<Long> source =
+                new DataGeneratorSource<>(
+                        (GeneratorFunction<Long, Long>) index -> index,
+                        Long.MAX_VALUE,
+                        RateLimiterStrategy.perSecond(rate),
+                        Types.LONG);
+
+        env.fromSource(source, WatermarkStrategy.noWatermarks(), SOURCE_UID)
+                .uid(SOURCE_UID)
+                .keyBy(new ModuloKey(keys), Types.INT)
+                .process(new KeyCounter(failAt, failTasks))
+                .uid(COUNTER_UID)
+                .name(COUNTER_UID)
+                .sinkTo(new DiscardingSink<>())
+                .uid(SINK_UID)
+                .name(SINK_UID);
+
+        // No explicit name: the job is named by `pipeline.name` (the operator sets it to the
+        // FlinkDeployment's name), falling back to Flink's default.
+        env.execute();
+    }
+
+    private static String option(String[] args, String name, String fallback) {
+        for (int i = 0; i + 1 < args.length; i++) {
+            if (args[i].equals(name)) {
+                return args[i + 1];
+            }
+        }
+        return fallback;
+    }
+
+    private static boolean hasFlag(String[] args, String name) {
+        for (String a : args) {
+            if (a.equals(name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** {@code value % keys}. */
+    public static final class ModuloKey implements KeySelector<Long, Integer> {
+        private final int keys;
+
+        public ModuloKey(int keys) {
+            this.keys = keys;
+        }
+
+        @Override
+        public Integer getKey(Long value) {
+            return (int) (value % keys);
+        }
+    }
+
+    /** Counts the records of each key in keyed {@link ValueState}; publishes the gauges. */
+    public static final class KeyCounter extends KeyedProcessFunction<Integer, Long, Long> {
+        private final long failAt;
+        private final boolean failTasks;
+
+        private transient ValueState<Long> count;
+        private transient Set<Integer> keysSeen;
+        private transient volatile long lastValue;
+        private transient volatile long stateTotal;
+        private transient volatile long restoredTotal;
+        private transient volatile String snapshot;
+
+        public KeyCounter(long failAt, boolean failTasks) {
+            this.failAt = failAt;
+            this.failTasks = failTasks;
+        }
+
+        @Override
+        public void open(OpenContext openContext) {
+            if (failTasks) {
+                throw new IllegalStateException("flinkbed CounterJob: --fail-tasks-always given");
+            }
+            count = getRuntimeContext().getState(new ValueStateDescriptor<>("count", Types.LONG));
+            keysSeen = new HashSet<>();
+            lastValue = -1;
+            snapshot = "-1,0,0";
+            getRuntimeContext().getMetricGroup().gauge("lastValue", (Gauge<Long>) () -> lastValue);
+            getRuntimeContext().getMetricGroup().gauge("stateTotal", (Gauge<Long>) () -> stateTotal);
+            getRuntimeContext().getMetricGroup().gauge("snapshot", (Gauge<String>) () -> snapshot);
+        }
+
+        @Override
+        public void processElement(Long value, Context ctx, Collector<Long> out) throws Exception {
+            if (value == failAt && getRuntimeContext().getTaskInfo().getAttemptNumber() == 0) {
+                throw new IllegalStateException("flinkbed CounterJob: injected failure at value " + value);
+            }
+            Long previous = count.value();
+            long next = (previous == null ? 0L : previous) + 1;
+            count.update(next);
+            // The first time this subtask sees a key, the count it finds there was restored.
+            if (keysSeen.add(ctx.getCurrentKey()) && previous != null) {
+                stateTotal += previous;
+                restoredTotal += previous;
+            }
+            stateTotal += 1;
+            lastValue = value;
+            snapshot = value + "," + stateTotal + "," + restoredTotal;
+            out.collect(next);
+        }
+    }
+}

@@ -16,6 +16,23 @@ import requests
 CLI = str(Path(sys.executable).parent / "flink-sync")
 
 
+class ServerURL(str):
+    """The server's base URL, with the gunicorn master's PID (for fault tests)."""
+    pid: int
+
+
+def worker_pids(master: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -23,14 +40,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def hook_server(env: dict[str, str] | None = None, workers: int = 2) -> Iterator[str]:
+def hook_server(env: dict[str, str] | None = None, workers: int = 2) -> Iterator[ServerURL]:
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="flink-sync-hooks-", suffix=".log", delete=False)
     full_env = {**os.environ, "FLINK_SYNC_REST_URL_TEMPLATE": "http://127.0.0.1:9/{namespace}/{name}",
                 "FLINK_SYNC_REST_CONNECT_TIMEOUT": "0.5", "FLINK_SYNC_REST_READ_TIMEOUT": "1", **(env or {})}
     proc = subprocess.Popen([CLI, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], env=full_env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -53,7 +71,3 @@ def hook_server(env: dict[str, str] | None = None, workers: int = 2) -> Iterator
             proc.kill()
             proc.wait(timeout=5)
         log.close()
-
-
-def server_log_tail(lines: int = 50) -> str:  # pragma: no cover - debugging aid
-    return ""

@@ -171,3 +171,30 @@ def test_operator_defaults_file_is_reloaded_without_restart(tmp_path):
         defaults.write_text("kubernetes.operator.default-configuration.namespace.default.metrics.reporters: two\n"
                             "# changed\n")
         assert "two" in conf()
+
+
+def test_a_killed_worker_is_replaced_and_the_retry_gets_the_same_answer():
+    import os
+    import signal
+    import time
+
+    from .server import worker_pids
+    resource = copy.deepcopy(DEPLOYMENTS[0][1])
+    resource["metadata"].update(namespace="default", uid="u", generation=1)
+    with hook_server(workers=2) as url:
+        first = post_json(url + "/sync/flinkdeployment", {"parent": resource})
+        workers = worker_pids(url.pid)
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)  # a hook process dies (mid-request for whoever was being served)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                again = post_json(url + "/sync/flinkdeployment", {"parent": resource}, timeout=2)
+                break
+            except (requests.RequestException, HookError):
+                assert time.monotonic() < deadline, "gunicorn did not replace its workers"
+                time.sleep(0.2)
+        # Metacontroller's retry of the same request gets the same children (deterministic, stateless hooks).
+        assert again["children"] == first["children"]
+        assert set(worker_pids(url.pid)).isdisjoint(workers)

@@ -291,3 +291,21 @@ def test_savepoint_redeploy_nonce():
     w.savepoints["file:/sp/manual"] = 1000
     w.run_until(lambda w: stable(w) and w.running_job() is not None and w.running_job().restored_from == "file:/sp/manual")
     assert w.running_job().value >= 1000
+
+
+def test_a_retried_sync_decides_the_same_actions():
+    """Metacontroller retries a request whose response was lost: same input, same actions and trigger ids."""
+    import copy as _copy
+    from sync.deployment import sync_deployment
+    from .helpers import SETTINGS
+    w = deployed(world("savepoint"))
+    w.edit(lambda s: s["job"].update(parallelism=4))
+    w.sync()  # records the stop intent
+    w.tick()
+    parent = _copy.deepcopy(w.parent)
+    children = w.request_children()
+    observation = w._observe()
+    first = sync_deployment(_copy.deepcopy(parent), children, observation, w.now_ms, SETTINGS)
+    second = sync_deployment(_copy.deepcopy(parent), children, observation, w.now_ms, SETTINGS)
+    assert [a.kind for a in first.actions] == ["stop_with_savepoint"]
+    assert first.actions == second.actions and first.status == second.status and first.children == second.children

@@ -23,6 +23,7 @@ run: setup
 # Installs what the real-Flink tests need (JDK 17 via apt when missing, Flink jars from PyPI), then runs everything.
 test: setup
 	scripts/ensure-java.sh
+	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
 	$(PY) -m pytest -q
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+try:  # a faster JSON codec when installed; the stdlib json module otherwise (same JSON either way)
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
 
 from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,6 +39,27 @@ from .settings import OperatorDefaults, Settings
 
 log = logging.getLogger("flink_sync.hooks")
 API_VERSION = "flink.apache.org/v1beta1"
+# Flink REST clients kept per worker (one per cluster URL, each with its keep-alive connection). Bounded, so
+# that a worker serving many clusters does not hold a client and an open socket for every cluster it ever saw.
+MAX_CACHED_CLIENTS = 256
+
+
+def _loads(raw: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # what orjson refuses (NaN, integers past 64 bits) is read, or rejected, by json as before
+    return json.loads(raw)
+
+
+def _dumps(payload: Any) -> bytes | str:
+    if orjson is not None:
+        try:
+            return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
 
 class HookRequest(BaseModel):
@@ -108,19 +136,31 @@ def create_app(settings: Settings | None = None,
     validators = plugins.load_validators()
     listeners = plugins.load_listeners()
     kube = side_effects or KubeSideEffects(settings.events_enabled)
-    clients: dict[str, FlinkRestClient] = {}
+    clients: OrderedDict[str, FlinkRestClient] = OrderedDict()  # least recently used first
+    clients_lock = threading.Lock()
 
     def client_for(url: str) -> FlinkRestClient:
-        client = clients.get(url)
-        if client is None:
-            if flink_client_factory is not None:
-                client = flink_client_factory(url)
-            else:
-                client = FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
-                                         read_timeout=settings.rest_read_timeout_s,
-                                         max_response_bytes=settings.rest_max_response_bytes,
-                                         on_call=metrics.on_rest_call)
+        with clients_lock:
+            client = clients.get(url)
+            if client is not None:
+                clients.move_to_end(url)
+                return client
+        if flink_client_factory is not None:
+            client = flink_client_factory(url)
+        else:
+            client = FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
+                                     read_timeout=settings.rest_read_timeout_s,
+                                     max_response_bytes=settings.rest_max_response_bytes,
+                                     on_call=metrics.on_rest_call)
+        evicted = []
+        with clients_lock:
             clients[url] = client
+            while len(clients) > MAX_CACHED_CLIENTS:
+                evicted.append(clients.popitem(last=False)[1])
+        for old in evicted:  # closes its idle pooled connections; a call still in flight completes
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
         return client
 
     def core_settings() -> CoreSettings:
@@ -143,7 +183,7 @@ def create_app(settings: Settings | None = None,
         if len(raw) > settings.max_request_bytes:
             raise BadRequest(413, f"request body over {settings.max_request_bytes} bytes")
         try:
-            body = json.loads(raw)
+            body = _loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(400, f"body is not JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -157,17 +197,18 @@ def create_app(settings: Settings | None = None,
 
     def respond(hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
                 parent: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Response:
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+        body = _dumps(payload)
         if status == 200 and len(body) > settings.max_response_bytes:
             status, outcome = 500, "response_too_large"
             body = json.dumps({"error": f"response over {settings.max_response_bytes} bytes; nothing applied"})
         seconds = time.perf_counter() - started
         metrics.requests.labels(hook, outcome).inc()
         metrics.latency.labels(hook).observe(seconds)
-        meta = (parent or {}).get("metadata") or {}
-        log.info(json.dumps({"hook": hook, "parent": f"{meta.get('namespace')}/{meta.get('name')}",
-                             "generation": meta.get("generation"), "outcome": outcome, "status": status,
-                             "duration_ms": round(seconds * 1000, 2), **(extra or {})}, sort_keys=True))
+        if log.isEnabledFor(logging.INFO):
+            meta = (parent or {}).get("metadata") or {}
+            log.info(json.dumps({"hook": hook, "parent": f"{meta.get('namespace')}/{meta.get('name')}",
+                                 "generation": meta.get("generation"), "outcome": outcome, "status": status,
+                                 "duration_ms": round(seconds * 1000, 2), **(extra or {})}, sort_keys=True))
         return Response(body, status=status, mimetype="application/json")
 
     def handle(hook: str, fn: Callable[[], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]) -> Response:

@@ -90,31 +90,42 @@ def _validation_error(resource: dict[str, Any]) -> str | None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Every FlinkDeployment/FlinkSessionJob in the file; the first problem ends it (exit 2, one line)."""
     try:
-        resource = _pick(args.file)
-        error = _validation_error(resource)
+        resources = _load_resources(args.file)
+        if not resources:
+            raise ValueError(f"{args.file}: no FlinkDeployment or FlinkSessionJob found")
+        for resource in resources:
+            error = _validation_error(resource)
+            if error:
+                name = (resource.get("metadata") or {}).get("name")
+                return _fail(f"{resource['kind']} {name}: {error}" if len(resources) > 1 else error)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         return _fail(str(exc).splitlines()[0])
-    if error:
-        return _fail(error)
-    print(f"{resource['kind']} {(resource.get('metadata') or {}).get('name')}: valid")
+    for resource in resources:
+        print(f"{resource['kind']} {(resource.get('metadata') or {}).get('name')}: valid")
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """The first sync's response for each resource in the file (one object, or a list/multi-document for many)."""
     try:
-        resource = _prepare(_pick(args.file), None)
-        error = _validation_error(resource)
-        if error:
-            return _fail(error)
-        result = _first_sync(resource)
+        resources = [_prepare(r, None) for r in _load_resources(args.file)]
+        if not resources:
+            raise ValueError(f"{args.file}: no FlinkDeployment or FlinkSessionJob found")
+        bodies = []
+        for resource in resources:
+            error = _validation_error(resource)
+            if error:
+                name = resource["metadata"].get("name")
+                return _fail(f"{resource['kind']} {name}: {error}" if len(resources) > 1 else error)
+            bodies.append(_first_sync(resource).response(False))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         return _fail(str(exc).splitlines()[0])
-    body = result.response(False)
     if args.format == "yaml":
-        print(yaml.safe_dump(body, sort_keys=False, default_flow_style=False), end="")
+        print(yaml.safe_dump_all(bodies, sort_keys=False, default_flow_style=False), end="")
     else:
-        print(json.dumps(body, indent=2, sort_keys=True))
+        print(json.dumps(bodies[0] if len(bodies) == 1 else bodies, indent=2, sort_keys=True))
     return 0
 
 

@@ -47,6 +47,21 @@ def _duration_ms(config: dict[str, str], key: str, default: str) -> int:
         return parse_duration(default)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars), several times faster than copy.deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_json_copy(item) for item in value]
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
 def iso(now_ms: int) -> str:
     return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,7 +135,7 @@ class _Sync:
         self.uid: str = meta.get("uid") or f"{self.namespace}/{self.name}"
         self.generation: int = int(meta.get("generation") or 1)
         self.old_status: dict[str, Any] = self.parent.get("status") or {}
-        self.status: dict[str, Any] = copy.deepcopy(self.old_status)
+        self.status: dict[str, Any] = _json_copy(self.old_status)
         self.status.pop("observedGeneration", None)
         self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
         self.events: list[Event] = []
@@ -131,6 +146,8 @@ class _Sync:
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
         self.waiting_progress = False
         self.jm_lost = False
+        self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
+        self._annotation: tuple[tuple[Any, ...], str] | None = None
 
     # ----------------------------------------------------------------- small accessors
     def _recon(self) -> dict[str, Any]:
@@ -147,7 +164,20 @@ class _Sync:
         return self.internal.get("cluster")
 
     def _cluster_spec(self) -> FlinkDeploymentSpec | None:
-        return parse_deployment_spec(json.loads(self.cluster["spec"])) if self.cluster else None
+        if not self.cluster:
+            return None
+        text = self.cluster["spec"]
+        if self._parsed_cluster_spec is None or self._parsed_cluster_spec[0] != text:
+            # Parsed once per sync (it is asked for several times); callers only read it.
+            self._parsed_cluster_spec = (text, parse_deployment_spec(json.loads(text)))
+        return self._parsed_cluster_spec[1]
+
+    def _record_annotation(self, record: dict[str, Any]) -> str:
+        """record_annotation(record), computed once per sync for the same record values."""
+        key = tuple(record.get(k) for k in ("seq", "jobId", "restorePath", "generation", "spec"))
+        if self._annotation is None or self._annotation[0] != key:
+            self._annotation = (key, record_annotation(record))
+        return self._annotation[1]
 
     def _is_app(self) -> bool:
         spec = self.desired or self._cluster_spec()
@@ -225,7 +255,11 @@ class _Sync:
     def _adopt_newer_cluster(self) -> None:
         """A JobManager Deployment rendered from a newer record than the status knows means an earlier
         response was applied but its status write was lost: take that record as deployed."""
-        seen = observed_record(self._observed_jm())
+        jm = self._observed_jm()
+        text = (((jm or {}).get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION)
+        if text and self.cluster and text == self._record_annotation(self.cluster):
+            return  # the steady case: the JobManager runs the record the status already has
+        seen = observed_record(jm)
         if seen is None:
             return
         known = max(int((self.cluster or {}).get("seq") or 0), int(self.internal.get("deploys") or 0))
@@ -339,6 +373,7 @@ class _Sync:
         # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
         # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
         self.internal.pop("cluster", None)
+        self.internal["manualRestore"] = True
         self.status["error"] = error_json(
             "UpgradeFailureException",
             "JobManager deployment is missing and HA metadata is not available to make stateful upgrades. It is "
@@ -390,8 +425,8 @@ class _Sync:
 
     def _clear_error_when_healthy(self) -> None:
         recon = self._recon()
-        if self.invalid:
-            return
+        if self.invalid or self.internal.get("retryAt") or self.internal.get("manualRestore"):
+            return  # a failed upgrade waiting for its retry, or a manual restore, keeps its error
         if self.status.get("jobManagerDeploymentStatus") != "ERROR" and self._job_status().get("state") != "FAILED" \
                 and recon.get("lastReconciledSpec") == recon.get("lastStableSpec"):
             self.status.pop("error", None)
@@ -445,6 +480,16 @@ class _Sync:
                 return
             self._other_changes()
             return
+        if self.internal.get("manualRestore"):
+            # Apache refuses to guess after "Manual restore required": only a savepoint redeploy (an explicit
+            # initialSavepointPath) or a stateless job may start again.
+            if diff != DiffType.SAVEPOINT_REDEPLOY and not (self.desired.job is not None
+                                                            and self.desired.job.upgradeMode == "stateless"
+                                                            and diff != DiffType.IGNORE):
+                return
+            self.internal.pop("manualRestore")
+            if diff == DiffType.SAVEPOINT_REDEPLOY and self.desired.job is not None:
+                self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
         if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
             self.internal["specChangedGeneration"] = self.generation
             self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkDeploymentSpec["
@@ -578,9 +623,10 @@ class _Sync:
             restore_mode, path, job_id = None, None, None
         else:
             restore_mode = "stateless" if job.upgradeMode == "stateless" else (recon_job.get("upgradeMode") or "stateless")
-            if diff == DiffType.SAVEPOINT_REDEPLOY:
+            redeploy_from = self.internal.pop("redeployFrom", None)
+            if diff == DiffType.SAVEPOINT_REDEPLOY or redeploy_from:
                 restore_mode, mark_stable = "savepoint", True
-                job_status["upgradeSavepointPath"] = job.initialSavepointPath
+                job_status["upgradeSavepointPath"] = redeploy_from or job.initialSavepointPath
             path = job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
             if restore_mode == "last-state" and job_status.get("jobId"):
                 job_id = job_status["jobId"]  # HA checkpoints are keyed by job id
@@ -617,6 +663,7 @@ class _Sync:
             # Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once.
             job_status["upgradeSavepointPath"] = self.desired.job.initialSavepointPath
             self.internal["markStableOnDeploy"] = True
+            self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
             self._stateless_suspend(wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
             return
         if mode == "stateless":
@@ -769,6 +816,12 @@ class _Sync:
         if trigger.state == "UNKNOWN_TRIGGER":
             # Flink never received the trigger (or restarted): ask again with the same trigger id.
             job = flink.job(pending["jobId"]) if flink else None
+            if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink is not None \
+                    and flink.latest_checkpoint_path:
+                # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
+                # its latest savepoint/checkpoint is the restore point.
+                self._pending_completed(pending, flink.latest_checkpoint_path)
+                return
             if job is not None and job.state != "RUNNING" and op == "savepoint":
                 self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
                 return
@@ -1040,13 +1093,14 @@ class _Sync:
         if not self.cluster:
             return []
         record = self.cluster
-        spec = parse_deployment_spec(json.loads(record["spec"]))
+        spec = self._cluster_spec()
+        assert spec is not None
         plan = ClusterPlan(self.name, self.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
                            record.get("restorePath"), self.settings.operator_defaults)
         children = render_cluster(plan)
         for child in children:
             if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
-                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_annotation(record)
+                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = self._record_annotation(record)
         return children
 
     def _conditions(self) -> None:
@@ -1070,11 +1124,17 @@ class _Sync:
                                        else f"JobManager deployment status {jm_status}", now, self.generation)
         if lifecycle == "SUSPENDED":
             ready, ready_reason = False, "Suspended"
+        # While an upgrade is in flight the old job may still run: Ready must not say the new spec is there,
+        # or `kubectl wait --for=condition=Ready` would return before the upgrade happened.
+        in_flight = lifecycle in ("UPGRADING", "ROLLING_BACK") or bool(self.internal.get("next")) or \
+            (self.internal.get("pending") or {}).get("op") in ("stop", "cancel") or bool(self.internal.get("retryAt"))
+        if in_flight and ready:
+            ready, ready_reason = False, "UpgradeInProgress"
         conditions = set_condition(conditions, "Ready", ready, ready_reason,
                                    f"lifecycle {lifecycle}, JobManager {jm_status}" + (f", job {job_state}" if job_state else ""),
                                    now, self.generation)
         progressing = lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(self.internal.get("pending")) \
-            or bool(self.internal.get("next"))
+            or bool(self.internal.get("next")) or bool(self.internal.get("retryAt"))
         conditions = set_condition(conditions, "Progressing", progressing, camel(lifecycle or "Created"),
                                    f"lifecycle {lifecycle}", now, self.generation)
         degraded = bool(error) or lifecycle in ("FAILED", "ROLLED_BACK") or jm_status == "ERROR"

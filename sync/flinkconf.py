@@ -6,6 +6,7 @@ Flink-version defaults (`vX_Y` exact, `vX_Y+` this and newer, ascending so newer
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +39,9 @@ def flatten(config: Mapping[str, Any] | None, prefix: str = "") -> dict[str, str
     flat: dict[str, str] = {}
     for key, value in (config or {}).items():
         full = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if type(value) is str:  # the common case, without the Mapping ABC checks
+            flat[full] = value
+        elif isinstance(value, Mapping) and value:
             flat.update(flatten(value, full + "."))
         else:
             flat[full] = flink_value(value)
@@ -46,7 +49,20 @@ def flatten(config: Mapping[str, Any] | None, prefix: str = "") -> dict[str, str
 
 
 def split_operator_defaults(defaults: Mapping[str, str], namespace: str, flink_version: str | None) -> dict[str, str]:
-    """Resolve the operator default file into the plain keys that apply to one resource."""
+    """Resolve the operator default file into the plain keys that apply to one resource (a new dict)."""
+    try:
+        return dict(_split_cached(tuple(defaults.items()), namespace, flink_version))
+    except TypeError:  # an unhashable value: resolve without the cache
+        return _split(defaults, namespace, flink_version)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_cached(items: tuple[tuple[str, str], ...], namespace: str, flink_version: str | None) -> dict[str, str]:
+    # Several times per sync, with the same few inputs: memoised (callers get a copy, never this dict).
+    return _split(dict(items), namespace, flink_version)
+
+
+def _split(defaults: Mapping[str, str], namespace: str, flink_version: str | None) -> dict[str, str]:
     plain = {k: v for k, v in defaults.items() if not k.startswith(DEFAULTS_PREFIX)}
     ns_prefix = f"{NAMESPACE_PREFIX}{namespace}."
     for key, value in defaults.items():

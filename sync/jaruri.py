@@ -19,9 +19,24 @@ def restricted_ip(host: str) -> bool:
         addr.is_multicast or addr.is_reserved
 
 
+def _admits(prefix: str, uri: str) -> bool:
+    """Prefixes are matched by parts, not as raw strings: `https://repo.example.com` admits
+    `https://repo.example.com/a.jar` but not `https://repo.example.com.evil.net/a.jar`."""
+    try:
+        want, got = urlsplit(prefix), urlsplit(uri)
+        if want.scheme != got.scheme:
+            return False
+        if want.hostname is not None:
+            if (want.hostname or "").lower() != (got.hostname or "").lower() or want.port != got.port:
+                return False
+    except ValueError:
+        return False
+    return got.path.startswith(want.path or "")
+
+
 def prefix_allows(uri: str, allowlist: tuple[str, ...]) -> str | None:
     """The allowlist prefix that admits `uri`, if any."""
-    return next((prefix for prefix in allowlist if uri.startswith(prefix)), None)
+    return next((prefix for prefix in allowlist if _admits(prefix, uri)), None)
 
 
 def prefix_names_host(prefix: str) -> bool:

@@ -12,25 +12,37 @@ from typing import Any
 MAIN_CONTAINER = "flink-main-container"
 
 
+def _copy(value: Any) -> Any:
+    """Deep copy of JSON data (what a pod template is); much faster than copy.deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind in (str, int, float, bool, type(None)):
+        return value
+    return copy.deepcopy(value)
+
+
 def merge(base: Any, override: Any, by_name: bool = False) -> Any:
     """Deep merge `override` into `base` (neither is modified)."""
     if override is None:
-        return copy.deepcopy(base)
+        return _copy(base)
     if base is None:
-        return copy.deepcopy(override)
+        return _copy(override)
     if isinstance(base, dict) and isinstance(override, dict):
-        merged = copy.deepcopy(base)
+        merged = _copy(base)
         for key, value in override.items():
-            merged[key] = merge(base.get(key), value, by_name) if key in base else copy.deepcopy(value)
+            merged[key] = merge(base.get(key), value, by_name) if key in base else _copy(value)
         return merged
     if isinstance(base, list) and isinstance(override, list):
         if by_name and _all_named(base) and _all_named(override):
             return _merge_by_name(base, override, by_name)
         merged_list = [merge(b, o, by_name) for b, o in zip(base, override)]
-        merged_list.extend(copy.deepcopy(base[len(override):]))
-        merged_list.extend(copy.deepcopy(override[len(base):]))
+        merged_list.extend(_copy(base[len(override):]))
+        merged_list.extend(_copy(override[len(base):]))
         return merged_list
-    return copy.deepcopy(override)
+    return _copy(override)
 
 
 def _all_named(items: list[Any]) -> bool:
@@ -39,16 +51,16 @@ def _all_named(items: list[Any]) -> bool:
 
 def _merge_by_name(base: list[dict], override: list[dict], by_name: bool) -> list[dict]:
     overrides = {item["name"]: item for item in override}
-    merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else copy.deepcopy(item)
+    merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else _copy(item)
               for item in base]
     base_names = {item["name"] for item in base}
-    merged.extend(copy.deepcopy(item) for item in override if item["name"] not in base_names)
+    merged.extend(_copy(item) for item in override if item["name"] not in base_names)
     return merged
 
 
 def component_template(base: dict | None, component: dict | None, by_name: bool) -> dict:
     """The merged template of one component (JM or TM); `{}` when neither is given."""
-    return merge(base or {}, component, by_name) if component else copy.deepcopy(base or {})
+    return merge(base or {}, component, by_name) if component else _copy(base or {})
 
 
 def upsert_by_name(items: list[dict] | None, new: dict) -> list[dict]:

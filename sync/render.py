@@ -247,21 +247,29 @@ def container_image(spec: FlinkDeploymentSpec) -> str:
     return f"flink:{major}.{minor}"
 
 
-def config_map(plan: ClusterPlan, effective: dict[str, str]) -> dict[str, Any]:
-    conf = cluster_config(effective)
+def config_map_files(plan: ClusterPlan) -> list[str]:
+    """The file names in the ConfigMap (its data keys), without rendering their contents."""
     version = plan.spec.flinkVersion or "v1_20"
-    data: dict[str, str] = {}
-    if versions.uses_config_yaml(version):
-        data["config.yaml"] = flinkconf.render_config_yaml(conf)
-    else:
-        data["flink-conf.yaml"] = flinkconf.render_flink_conf_yaml(conf)
+    files = ["config.yaml" if versions.uses_config_yaml(version) else "flink-conf.yaml"]
     logs = plan.spec.logConfiguration
     if logs:
-        for key in LOG_FILES:
-            if logs.get(key):
-                data[key] = logs[key]
+        files += [key for key in LOG_FILES if logs.get(key)]
     else:
-        data["log4j-console.properties"] = DEFAULT_LOG4J_CONSOLE
+        files.append("log4j-console.properties")
+    return files
+
+
+def config_map(plan: ClusterPlan, effective: dict[str, str]) -> dict[str, Any]:
+    conf = cluster_config(effective)
+    logs = plan.spec.logConfiguration or {}
+    data: dict[str, str] = {}
+    for key in config_map_files(plan):
+        if key == "config.yaml":
+            data[key] = flinkconf.render_config_yaml(conf)
+        elif key == "flink-conf.yaml":
+            data[key] = flinkconf.render_flink_conf_yaml(conf)
+        else:
+            data[key] = logs.get(key) or DEFAULT_LOG4J_CONSOLE
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": f"flink-config-{plan.name}", "namespace": plan.namespace, "labels": labels_common(plan.name)},
@@ -280,8 +288,8 @@ def _flink_map(text: str | None) -> dict[str, str]:
 
 
 def _prefixed_env(config: dict[str, str], prefix: str) -> list[dict[str, Any]]:
-    return [{"name": key[len(prefix):], "value": value} for key, value in sorted(config.items())
-            if key.startswith(prefix) and value != ""]
+    return [{"name": key[len(prefix):], "value": value}
+            for key, value in sorted((k, v) for k, v in config.items() if k.startswith(prefix) and v != "")]
 
 
 def _container_resources(res: ComponentResources) -> dict[str, Any]:
@@ -297,10 +305,11 @@ def _container_resources(res: ComponentResources) -> dict[str, Any]:
 
 
 def _main_container(template: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The main container and the others of a freshly merged template (edited in place, not copied)."""
     containers = template.get("spec", {}).get("containers") or []
     main = next((c for c in containers if c.get("name") == MAIN_CONTAINER), None)
     others = [c for c in containers if c.get("name") != MAIN_CONTAINER]
-    return copy.deepcopy(main or {"name": MAIN_CONTAINER}), copy.deepcopy(others)
+    return main or {"name": MAIN_CONTAINER}, others
 
 
 def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) -> dict[str, Any]:
@@ -308,8 +317,11 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     spec = plan.spec
     by_name = flinkconf.is_true(effective, "kubernetes.operator.pod-template.merge-arrays-by-name")
     comp_spec = spec.jobManager if component == "jobmanager" else spec.taskManager
+    # A fresh object: component_template never shares structure with the spec, so no further copies are needed.
     template = component_template(spec.podTemplate, comp_spec.podTemplate if comp_spec else None, by_name)
-    template = copy.deepcopy(template)
+    # The seed's notes write `podTemplate: {apiVersion: v1, kind: Pod, ...}`: not PodTemplateSpec fields.
+    template.pop("apiVersion", None)
+    template.pop("kind", None)
     meta = template.setdefault("metadata", {})
     pod_spec = template.setdefault("spec", {})
     main, others = _main_container(template)
@@ -369,7 +381,7 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     mounts = main.get("volumeMounts") or []
     mounts = upsert_by_name(mounts, {"mountPath": CONF_DIR, "name": "flink-config-volume"})
     volumes = pod_spec.get("volumes") or []
-    conf_items = sorted(config_map(plan, effective)["data"])
+    conf_items = sorted(config_map_files(plan))
     volumes = upsert_by_name(volumes, {"configMap": {"items": [{"key": k, "path": k} for k in conf_items],
                                                      "name": f"flink-config-{plan.name}"},
                                        "name": "flink-config-volume"})

@@ -229,9 +229,10 @@ class _SessionJobSync:
         else:
             recon_mode = ((self.reconciled or {}).get("job") or {}).get("upgradeMode") or "stateless"
             restore_mode = "stateless" if job.upgradeMode == "stateless" else recon_mode
-            if diff == DiffType.SAVEPOINT_REDEPLOY:
+            redeploy_from = self.internal.pop("redeployFrom", None)
+            if diff == DiffType.SAVEPOINT_REDEPLOY or redeploy_from:
                 restore_mode = "savepoint"
-                self.job_status["upgradeSavepointPath"] = job.initialSavepointPath
+                self.job_status["upgradeSavepointPath"] = redeploy_from or job.initialSavepointPath
             path = self.job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
         job_id = derive_id(self.uid, self.generation, deploys)
         self.internal["deploys"] = deploys + 1
@@ -309,6 +310,8 @@ class _SessionJobSync:
             self.waiting = True
             return
         self._event("Suspended", "Suspending existing deployment.", component="JobManagerDeployment")
+        if diff == DiffType.SAVEPOINT_REDEPLOY:
+            self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
         if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
             self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
                                         "restoreMode": "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless"}

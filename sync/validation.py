@@ -88,6 +88,61 @@ def _title(component: str) -> str:
     return "JobManager" if component.lower() == "jobmanager" else "TaskManager"
 
 
+_LIST_OF_NAMED = ("containers", "initContainers", "volumes", "ephemeralContainers")
+_CONTAINER_LISTS = ("env", "ports", "volumeMounts", "envFrom", "volumeDevices")
+
+
+def pod_template_error(field: str, template: Any) -> str | None:
+    """The shape checks a pod template must pass before it can be merged and rendered (the API server's
+    schema checks the rest when the Deployment is applied)."""
+    if template is None:
+        return None
+    if not isinstance(template, dict):
+        return f"{field}: must be an object (a PodTemplateSpec)"
+    for key in ("metadata", "spec"):
+        if template.get(key) is not None and not isinstance(template[key], dict):
+            return f"{field}.{key}: must be an object"
+    meta = template.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is not None and (not isinstance(value, dict) or
+                                  not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+            return f"{field}.metadata.{key}: must map strings to strings"
+    spec = template.get("spec") or {}
+    for key in _LIST_OF_NAMED:
+        items = spec.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return f"{field}.spec.{key}: must be a list"
+        for index, item in enumerate(items):
+            where = f"{field}.spec.{key}[{index}]"
+            if not isinstance(item, dict):
+                return f"{where}: must be an object"
+            if not isinstance(item.get("name"), str) or not item["name"]:
+                return f"{where}.name: required"
+            if key in ("containers", "initContainers"):
+                for sub in _CONTAINER_LISTS:
+                    value = item.get(sub)
+                    if value is not None and (not isinstance(value, list) or not all(isinstance(v, dict) for v in value)):
+                        return f"{where}.{sub}: must be a list of objects"
+                for sub in ("resources", "startupProbe", "securityContext"):
+                    if item.get(sub) is not None and not isinstance(item[sub], dict):
+                        return f"{where}.{sub}: must be an object"
+                for sub in ("args", "command"):
+                    value = item.get(sub)
+                    if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                        return f"{where}.{sub}: must be a list of strings"
+                resources = item.get("resources") or {}
+                for section in ("requests", "limits"):
+                    if resources.get(section) is not None and not isinstance(resources[section], dict):
+                        return f"{where}.resources.{section}: must be an object"
+    for key in ("nodeSelector",):
+        if spec.get(key) is not None and not isinstance(spec[key], dict):
+            return f"{field}.spec.{key}: must be an object"
+    return None
+
+
 def _job_errors(job: JobSpec, config: Mapping[str, str], tm_replicas: int | None, field: str = "spec.job") -> str | None:
     savepoint_dir = flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS)
     if job.upgradeMode != "stateless" and not flinkconf.get_first(config, *CHECKPOINT_DIR_KEYS):
@@ -143,6 +198,18 @@ def validate_deployment(name: str | None, spec: FlinkDeploymentSpec, config: Map
                 and reconciled.get("flinkVersion") not in (None, spec.flinkVersion)):
             return ("spec.flinkVersion: Changing flinkVersion after last-state suspend is not allowed. Restore your "
                     "cluster with the current flinkVersion and perform the version upgrade afterwards.")
+    for field, template in (("spec.podTemplate", spec.podTemplate),
+                            ("spec.jobManager.podTemplate", spec.jobManager.podTemplate if spec.jobManager else None),
+                            ("spec.taskManager.podTemplate", spec.taskManager.podTemplate if spec.taskManager else None)):
+        error = pod_template_error(field, template)
+        if error:
+            return error
+    for field, component in (("spec.jobManager.resources", spec.jobManager), ("spec.taskManager.resources", spec.taskManager)):
+        resources = component.resources if component else None
+        if resources is not None:
+            for section in ("requests", "limits"):
+                if resources.get(section) is not None and not isinstance(resources[section], dict):
+                    return f"{field}.{section}: must be an object"
     user_keys = flinkconf.flatten(spec.flinkConfiguration)
     for key in FORBIDDEN_KEYS + OPERATOR_OWNED_KEYS:
         if key in user_keys:

@@ -40,8 +40,6 @@ def counter_deployment(version: str, jar: Path, state_dir: Path, mode: str = "sa
                 "state.savepoints.dir": f"file://{state_dir}/savepoints",
                 "state.checkpoints.dir": f"file://{state_dir}/checkpoints",
                 "execution.checkpointing.interval": "1 s",
-                "kubernetes.operator.deployment.rollback.enabled": "true",
-                "kubernetes.operator.deployment.readiness.timeout": "25 s",
                 "kubernetes.operator.job.savepoint-on-deletion": "true",
             },
             "jobManager": {"resource": {"memory": JM_PROCESS_MEMORY, "cpu": 0.5}},
@@ -166,7 +164,12 @@ def test_application_lifecycle_on_real_flink(bed, flink_version, counter_jar, tm
     assert same_path(bed.runner.rest(NAME).restored_from(bed.job_id()), suspend_path)
     stable_job = bed.job_id()
 
-    # A failing upgrade (the new job always fails) is rolled back to the last stable spec.
+    # A failing upgrade (the new job always fails) is rolled back to the last stable spec. (Rollback is enabled
+    # here, in a savepoint-mode job: without HA it restores the upgrade savepoint. kubernetes.operator.* keys are
+    # not spec changes.)
+    bed.edit(lambda s: s["flinkConfiguration"].update({"kubernetes.operator.deployment.rollback.enabled": "true",
+                                                       "kubernetes.operator.deployment.readiness.timeout": "25 s"}))
+    bed.until("rollback enabled", lambda b: b.running_stable())
     bed.edit(lambda s: s["job"].update(args=counter_args(rate=20, keys=4, fail_always=True)))
     bed.until("rolled back", lambda b: b.status.get("lifecycleState") == "ROLLED_BACK"
               and b.status["jobStatus"].get("state") == "RUNNING", timeout=240)

@@ -1,0 +1,1 @@
+"""flink-sync benchmark: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,94 @@
+"""Regression tests for bugs found while writing the docs (savepoint redeploys, manual restore, retries)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from sync.model import FlinkObservation, JobInfo
+from sync.sessionjob import sync_session_job
+
+from .helpers import SETTINGS
+from .sim import World
+from .test_argocd_health import SessionJobWorld
+from .test_kubectl_wait import _deployment, kubectl_wait_satisfied
+
+STATE_DIRS = {"state.checkpoints.dir": "file:///c", "state.savepoints.dir": "file:///s"}
+
+
+def _stable(world: World) -> bool:
+    return world.lifecycle() == "STABLE" and world.status.get("jobStatus", {}).get("state") == "RUNNING"
+
+
+def test_savepoint_redeploy_of_a_stateless_deployment_starts_from_initial_savepoint_path():
+    world = World(_deployment(mode="stateless"))
+    world.run_until(_stable)
+    world.savepoints["file:/sp/wanted"] = 1000
+    world.edit(lambda spec: spec["job"].update({"initialSavepointPath": "file:/sp/wanted", "savepointRedeployNonce": 1}))
+    world.run_until(lambda w: _stable(w) and len(w.jobs_started) == 2)
+    assert world.running_job().restored_from == "file:/sp/wanted"
+
+
+class _CheckpointingSessionJobWorld(SessionJobWorld):
+    """As SessionJobWorld, and Flink reports a latest checkpoint; records the restore path of each submission."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted_from: list[str | None] = []
+
+    def sync(self) -> None:
+        observation = FlinkObservation(reachable=True, latest_checkpoint_path="file:/cp/latest",
+                                       jobs=tuple(JobInfo(j, "job", s, 1) for j, s in self.jobs.items()))
+        result = sync_session_job(copy.deepcopy(self.parent), self.session, observation, self.now, SETTINGS)
+        for action in result.actions:
+            if action.kind == "submit_job":
+                self.jobs[action.params["job_id"]] = "RUNNING"
+                self.submitted_from.append(action.params["savepoint_path"])
+            elif action.kind == "cancel":
+                self.jobs[action.params["job_id"]] = "CANCELED"
+        status = copy.deepcopy(result.status)
+        status["observedGeneration"] = self.parent["metadata"]["generation"]
+        self.parent["status"] = status
+        self.now += 1000
+
+
+@pytest.mark.parametrize("mode", ["stateless", "savepoint"])
+def test_savepoint_redeploy_of_a_session_job_submits_from_initial_savepoint_path(mode):
+    world = _CheckpointingSessionJobWorld()
+    world.parent["spec"]["flinkConfiguration"] = dict(STATE_DIRS)
+    world.parent["spec"]["job"]["upgradeMode"] = mode
+    world.run_until(lambda s: s["lifecycleState"] == "STABLE" and s["jobStatus"]["state"] == "RUNNING")
+    world.parent["spec"]["job"].update({"initialSavepointPath": "file:/sp/wanted", "savepointRedeployNonce": 1})
+    world.parent["metadata"]["generation"] += 1
+    world.run_until(lambda s: len(world.submitted_from) == 2)
+    assert world.submitted_from[-1] == "file:/sp/wanted"
+
+
+def test_after_manual_restore_required_a_plain_spec_change_does_not_start_without_state():
+    world = World(_deployment(mode="savepoint"))
+    world.run_until(_stable)
+    for _ in range(3):
+        world.tick()
+        world.sync()
+    del world.children[("Deployment", world.name)]  # someone deletes the JobManager Deployment
+    world._kubelet()
+    world.sync()
+    assert world.lifecycle() == "FAILED" and "Manual restore required" in world.status["error"]
+    world.edit(lambda spec: spec["job"].__setitem__("parallelism", 3))
+    for _ in range(8):
+        world.sync()
+        world.tick()
+    job = world.running_job()
+    assert job is None or job.restored_from is not None, "the job was started without any state"
+
+
+def test_progressing_stays_true_while_a_failed_upgrade_savepoint_is_retried():
+    world = World(_deployment(mode="savepoint"))
+    world.run_until(_stable)
+    world.fail_savepoints = True
+    world.edit(lambda spec: spec["job"].__setitem__("parallelism", 3))
+    world.run_until(lambda w: "retryAt" in w.status.get("flinkSync", {}))
+    world.tick()
+    world.sync()
+    obj = {"metadata": world.parent["metadata"], "status": world.status}
+    assert not kubectl_wait_satisfied(obj, "Progressing", "False")

@@ -504,7 +504,9 @@ class _SessionJobSync:
             self._event("Cleanup", "Cleaning up FlinkSessionJob", component="Operator")
         submission = self.internal.get("submission")
         job_state = self.job_status.get("state")
-        session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") in ("DELETING", "DELETED")
+        # A session cluster being deleted waits for its session jobs (block-on-session-jobs), so its job must
+        # still be cancelled properly; only a session cluster that is gone releases the job at once.
+        session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") == "DELETED"
         if (not submission or job_state in TERMINAL_JOB_STATES or session_gone or not self._session_ready()
                 or self.internal.get("deleteReady")):
             if self.internal.get("deleteReady") and (self.old_status.get("flinkSync") or {}).get("deleteReady") is None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from . import flinkconf, observed
+from . import flinkconf, observed, snapshots
+from .snapshots import OP, _duration_ms, _opt
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
 from .ids import derive_id
@@ -30,21 +31,8 @@ from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse
 from .status import (TERMINAL_JOB_STATES, camel, error_json, error_message, lifecycle_state, set_condition)
 from .validation import SAVEPOINT_DIR_KEYS, validate_deployment
 
-OP = "kubernetes.operator."
 RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 UPGRADE_RETRY_MS = 15_000
-
-
-def _opt(config: dict[str, str], key: str, default: str) -> str:
-    value = config.get(OP + key)
-    return value if value not in (None, "") else default
-
-
-def _duration_ms(config: dict[str, str], key: str, default: str) -> int:
-    try:
-        return parse_duration(_opt(config, key, default))
-    except DurationError:
-        return parse_duration(default)
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -842,37 +830,8 @@ class _Sync:
         return "running"
 
     def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
-        info = self._savepoint_info()
-        entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
-                 "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
-        info["lastSavepoint"] = entry
-        history = list(info.get("savepointHistory") or [])
-        if not history or history[-1].get("location") != location:
-            history.append(entry)
-        info["savepointHistory"] = history
-        self._cleanup_history()
-
-    def _cleanup_history(self) -> None:
-        """Keep at most max.count savepoints no older than max.age (always the newest); dispose the rest."""
-        info = self._savepoint_info()
-        history = list(info.get("savepointHistory") or [])
-        if len(history) <= 1:
-            return
-        try:
-            max_count = max(1, int(_opt(self.config, "savepoint.history.max.count", "10")))
-        except ValueError:
-            max_count = 10
-        max_age = _duration_ms(self.config, "savepoint.history.max.age", "24 h")
-        dispose = flinkconf.is_true(self.config, OP + "savepoint.cleanup.enabled", True)
-        removed = history[:-max_count] if len(history) > max_count else []
-        kept = history[len(removed):]
-        newest = kept[-1]
-        aged = [e for e in kept[:-1] if self.now_ms - int(e.get("timeStamp") or 0) > max_age]
-        kept = [e for e in kept if e not in aged or e is newest]
-        for entry in removed + aged:
-            if dispose and entry.get("location"):
-                self.actions.append(Action("dispose_savepoint", {"path": entry["location"]}, required=False))
-        info["savepointHistory"] = kept
+        self.actions += snapshots.add_savepoint(self._savepoint_info(), self.config, self.now_ms, location, timestamp,
+                                                trigger_type, nonce)
 
     def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
         purpose = pending.get("purpose")
@@ -983,19 +942,7 @@ class _Sync:
                 self._mark_stable()
 
     def _periodic_due_in_ms(self) -> int | None:
-        text = self.config.get(OP + "periodic.savepoint.interval")
-        if not text:
-            return None
-        try:
-            interval = parse_duration(text)
-        except DurationError:
-            return None
-        if interval <= 0:
-            return None
-        info = self._savepoint_info()
-        last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0),
-                   int(self._job_status().get("startTime") or 0))
-        return last + interval - self.now_ms
+        return snapshots.periodic_due_in_ms(self.config, self._job_status(), self.now_ms)
 
     def _should_roll_back(self) -> bool:
         recon = self._recon()

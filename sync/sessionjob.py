@@ -12,10 +12,9 @@ import copy
 import json
 from typing import Any
 
-from . import flinkconf
+from . import flinkconf, snapshots
 from .deployment import OP, _duration_ms, _opt, iso
 from .diff import DiffType, classify
-from .durations import DurationError, parse_duration
 from .ids import derive_id
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
 from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_session_job_spec,
@@ -423,27 +422,8 @@ class _SessionJobSync:
             self._reconcile_nonce(pending.get("nonce"))
 
     def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
-        info = self.job_status.setdefault("savepointInfo", {})
-        entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
-                 "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
-        info["lastSavepoint"] = entry
-        history = list(info.get("savepointHistory") or [])
-        if not history or history[-1].get("location") != location:
-            history.append(entry)
-        try:
-            max_count = max(1, int(_opt(self.config, "savepoint.history.max.count", "10")))
-        except ValueError:
-            max_count = 10
-        max_age = _duration_ms(self.config, "savepoint.history.max.age", "24 h")
-        dispose = flinkconf.is_true(self.config, OP + "savepoint.cleanup.enabled", True)
-        removed = history[:-max_count] if len(history) > max_count else []
-        kept = history[len(removed):]
-        aged = [e for e in kept[:-1] if self.now_ms - int(e.get("timeStamp") or 0) > max_age]
-        kept = [e for e in kept if e not in aged]
-        for entry_gone in removed + aged:
-            if dispose:
-                self.actions.append(Action("dispose_savepoint", {"path": entry_gone["location"]}, required=False))
-        info["savepointHistory"] = kept
+        self.actions += snapshots.add_savepoint(self.job_status.setdefault("savepointInfo", {}), self.config,
+                                                self.now_ms, location, timestamp, trigger_type, nonce)
 
     def _reconcile_nonce(self, nonce: int | None) -> None:
         was_stable = self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec")
@@ -484,18 +464,7 @@ class _SessionJobSync:
         self.waiting = True
 
     def _periodic_due_in_ms(self) -> int | None:
-        text = self.config.get(OP + "periodic.savepoint.interval")
-        if not text:
-            return None
-        try:
-            interval = parse_duration(text)
-        except DurationError:
-            return None
-        if interval <= 0:
-            return None
-        info = self.job_status.get("savepointInfo") or {}
-        last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0), int(self.job_status.get("startTime") or 0))
-        return last + interval - self.now_ms
+        return snapshots.periodic_due_in_ms(self.config, self.job_status, self.now_ms)
 
     # ------------------------------------------------------------------ deletion
     def _finalize(self) -> SyncResult:

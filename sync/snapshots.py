@@ -1,0 +1,63 @@
+"""Savepoint bookkeeping shared by FlinkDeployments and FlinkSessionJobs (apache-operator-behaviour.md §4):
+the savepoint history with its max count/age and disposal, and when a periodic savepoint is due."""
+from __future__ import annotations
+
+from typing import Any
+
+from . import flinkconf
+from .durations import DurationError, parse_duration
+from .model import Action
+
+OP = "kubernetes.operator."
+
+
+def _opt(config: dict[str, str], key: str, default: str) -> str:
+    value = config.get(OP + key)
+    return value if value not in (None, "") else default
+
+
+def _duration_ms(config: dict[str, str], key: str, default: str) -> int:
+    try:
+        return parse_duration(_opt(config, key, default))
+    except DurationError:
+        return parse_duration(default)
+
+
+def add_savepoint(info: dict[str, Any], config: dict[str, str], now_ms: int, location: str, timestamp: int,
+                  trigger_type: str, nonce: int | None) -> list[Action]:
+    """Record a completed savepoint as `lastSavepoint` and in the history; returns the disposals the history
+    limits ask for (`savepoint.history.max.count`, default 10; `max.age`, default 24 h; the newest is kept)."""
+    entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
+             "formatType": _opt(config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
+    info["lastSavepoint"] = entry
+    history = list(info.get("savepointHistory") or [])
+    if not history or history[-1].get("location") != location:
+        history.append(entry)
+    try:
+        max_count = max(1, int(_opt(config, "savepoint.history.max.count", "10")))
+    except ValueError:
+        max_count = 10
+    max_age = _duration_ms(config, "savepoint.history.max.age", "24 h")
+    dispose = flinkconf.is_true(config, OP + "savepoint.cleanup.enabled", True)
+    removed = history[:-max_count] if len(history) > max_count else []
+    kept = history[len(removed):]
+    aged = [e for e in kept[:-1] if now_ms - int(e.get("timeStamp") or 0) > max_age]
+    info["savepointHistory"] = [e for e in kept if e not in aged]
+    return [Action("dispose_savepoint", {"path": e["location"]}, required=False)
+            for e in removed + aged if dispose and e.get("location")]
+
+
+def periodic_due_in_ms(config: dict[str, str], job_status: dict[str, Any], now_ms: int) -> int | None:
+    """Milliseconds until the next periodic savepoint (<= 0: due now), or None when periodic savepoints are off."""
+    text = config.get(OP + "periodic.savepoint.interval")
+    if not text:
+        return None
+    try:
+        interval = parse_duration(text)
+    except DurationError:
+        return None
+    if interval <= 0:
+        return None
+    info = job_status.get("savepointInfo") or {}
+    last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0), int(job_status.get("startTime") or 0))
+    return last + interval - now_ms

@@ -28,7 +28,7 @@ def worker_pids(master: int) -> list[int]:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == master:
+        if int(fields[1]) == master and fields[0] != "Z":  # a killed worker is a zombie until reaped
             pids.append(int(stat.parent.name))
     return sorted(pids)
 

@@ -390,7 +390,7 @@ class _Sync:
             self._event("JobStatusChanged", message, component="Job")
         recon = self._recon()
         recon_job_state = ((self.reconciled or {}).get("job") or {}).get("state")
-        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and \
+        if job.state in TERMINAL_JOB_STATES and job.state != old_state and flink.latest_checkpoint_path and \
                 not (self.internal.get("pending") or {}).get("op") == "stop":
             job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
         if job.state == "RUNNING" and recon.get("state") == "DEPLOYED" and \

@@ -163,7 +163,7 @@ class _SessionJobSync:
             self.job_status["updateTime"] = str(self.now_ms)
             self._event("JobStatusChanged", f"Job status changed from {old} to {job.state}" if old else
                         f"Job status changed to {job.state}")
-        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and \
+        if job.state in TERMINAL_JOB_STATES and job.state != old and flink.latest_checkpoint_path and \
                 (self.internal.get("pending") or {}).get("op") != "stop":
             self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
         if job.state == "RUNNING" and self.recon.get("state") == "DEPLOYED" and \

@@ -68,6 +68,7 @@ class World:
     history: list[SyncResult] = field(default_factory=list)
     jobs_started: list[str] = field(default_factory=list)
     fail_new_jobs: bool = False
+    stale_checkpoints: bool = False   # /jobs/{id}/checkpoints is cached ~3 s: after a stop it may name an old checkpoint
 
     @property
     def name(self) -> str:
@@ -136,6 +137,8 @@ class World:
                 trigger = TriggerResult(record["state"], record.get("location"), record.get("failure"))
         job = cluster.jobs.get(plan.job_id or "")
         latest = job.checkpoint if job is not None and job.state in ("FINISHED", "CANCELED", "FAILED") else None
+        if latest and self.stale_checkpoints:
+            latest = "file:/cp/stale/chk-1"  # subsumed long ago: restoring from it fails
         return FlinkObservation(reachable=True, flink_version="1.20.3", jobs=jobs, trigger=trigger,
                                 latest_checkpoint_path=latest,
                                 failure_cause="boom" if job is not None and job.state == "FAILED" else None)

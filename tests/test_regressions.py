@@ -92,3 +92,21 @@ def test_progressing_stays_true_while_a_failed_upgrade_savepoint_is_retried():
     world.sync()
     obj = {"metadata": world.parent["metadata"], "status": world.status}
     assert not kubectl_wait_satisfied(obj, "Progressing", "False")
+
+
+def test_a_stale_checkpoint_view_never_replaces_the_savepoint_of_our_own_stop():
+    """Flink caches /jobs/{id}/checkpoints for ~3 s: right after a stop-with-savepoint it may still name an older
+    (already subsumed) checkpoint. The savepoint path recorded from the stop must survive later observations."""
+    world = World(_deployment(mode="savepoint"))
+    world.run_until(lambda w: w.lifecycle() == "STABLE" and w.status["jobStatus"].get("state") == "RUNNING")
+    world.stale_checkpoints = True
+    world.edit(lambda spec: spec["job"].update(state="suspended"))
+    world.run_until(lambda w: w.lifecycle() == "SUSPENDED" and not w.children)
+    for _ in range(3):
+        world.tick()
+        world.sync()
+    path = world.status["jobStatus"]["upgradeSavepointPath"]
+    assert path.startswith("file:/sp/"), path
+    world.edit(lambda spec: spec["job"].update(state="running"))
+    world.run_until(lambda w: w.running_job() is not None)
+    assert world.running_job().restored_from == path

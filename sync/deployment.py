@@ -63,6 +63,15 @@ def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: 
     return record
 
 
+CHECKPOINT_STATS_SETTLE_MS = 4_000
+
+
+def settled(job: Any, now_ms: int) -> bool:
+    """Flink caches checkpoint statistics (web.refresh-interval, 3 s): trust "the latest checkpoint" of a job
+    only once it ended longer ago than that (an unknown end time counts as long ago)."""
+    return job.end_time is None or now_ms - int(job.end_time) >= CHECKPOINT_STATS_SETTLE_MS
+
+
 def record_annotation(record: dict[str, Any]) -> str:
     """The record a JobManager Deployment was rendered from, kept on it so that a sync whose status write was
     lost can be recognised later (the role of Apache's generation annotation)."""
@@ -390,9 +399,11 @@ class _Sync:
             self._event("JobStatusChanged", message, component="Job")
         recon = self._recon()
         recon_job_state = ((self.reconciled or {}).get("job") or {}).get("state")
-        if job.state in TERMINAL_JOB_STATES and job.state != old_state and flink.latest_checkpoint_path and \
-                not (self.internal.get("pending") or {}).get("op") == "stop":
+        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and settled(job, self.now_ms) and \
+                self.internal.get("checkpointOf") != job.job_id and not self.internal.get("pending"):
+            # Once per terminal job, and only after Flink's checkpoint statistics have caught up with its end.
             job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+            self.internal["checkpointOf"] = job.job_id
         if job.state == "RUNNING" and recon.get("state") == "DEPLOYED" and \
                 recon.get("lastReconciledSpec") != recon.get("lastStableSpec"):
             self._mark_stable()
@@ -777,11 +788,15 @@ class _Sync:
             job = flink.job(pending["jobId"]) if flink and flink.reachable else None
             gone = flink is not None and flink.reachable and flink.jobs is not None and job is None
             if gone or (job and job.state in TERMINAL_JOB_STATES):
-                if job and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                if job is not None and not pending.get("checkpointRecorded"):
+                    if not settled(job, self.now_ms):
+                        return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
                     # Record the terminal state and the last checkpoint first; finish on the next sync.
                     self._job_status()["state"] = job.state
                     if flink and flink.latest_checkpoint_path:
                         self._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
+                    pending["checkpointRecorded"] = True
+                    self.internal["checkpointOf"] = job.job_id
                     return
                 self.internal.pop("pending")
                 if pending.get("purpose") == "delete":
@@ -840,6 +855,7 @@ class _Sync:
         info = self._savepoint_info()
         if pending["op"] == "stop":
             self._job_status()["upgradeSavepointPath"] = location
+            self.internal["checkpointOf"] = pending["jobId"]  # the stop's savepoint is this job's restore point
             self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
             if purpose == "delete":
                 self.internal["deleteReady"] = True

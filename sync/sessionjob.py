@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from . import flinkconf, snapshots
-from .deployment import OP, _duration_ms, _opt, iso
+from .deployment import OP, _duration_ms, _opt, iso, settled
 from .diff import DiffType, classify
 from .ids import derive_id
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
@@ -163,9 +163,10 @@ class _SessionJobSync:
             self.job_status["updateTime"] = str(self.now_ms)
             self._event("JobStatusChanged", f"Job status changed from {old} to {job.state}" if old else
                         f"Job status changed to {job.state}")
-        if job.state in TERMINAL_JOB_STATES and job.state != old and flink.latest_checkpoint_path and \
-                (self.internal.get("pending") or {}).get("op") != "stop":
+        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and settled(job, self.now_ms) and \
+                self.internal.get("checkpointOf") != job.job_id and not self.internal.get("pending"):
             self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+            self.internal["checkpointOf"] = job.job_id
         if job.state == "RUNNING" and self.recon.get("state") == "DEPLOYED" and \
                 self.recon.get("lastReconciledSpec") != self.recon.get("lastStableSpec"):
             self._mark_stable()
@@ -349,10 +350,14 @@ class _SessionJobSync:
                 return
             job = flink.job(pending["jobId"])
             if job is None or job.state in TERMINAL_JOB_STATES:
-                if job is not None and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                if job is not None and not pending.get("checkpointRecorded"):
+                    if not settled(job, self.now_ms):
+                        return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
                     self.job_status["state"] = job.state
                     if flink.latest_checkpoint_path:
                         self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
+                    pending["checkpointRecorded"] = True
+                    self.internal["checkpointOf"] = job.job_id
                     return
                 self.internal.pop("pending")
                 if pending.get("purpose") == "delete":
@@ -382,6 +387,7 @@ class _SessionJobSync:
         location = trigger.location
         if pending["op"] == "stop":
             self.job_status["upgradeSavepointPath"] = location
+            self.internal["checkpointOf"] = pending["jobId"]
             self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
             if pending.get("purpose") == "delete":
                 self.internal["deleteReady"] = True

@@ -25,29 +25,15 @@ from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
 from .ids import derive_id
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
+from .podtemplate import json_copy
 from .render import ClusterPlan, is_ha_enabled, is_kubernetes_ha, parallelism_and_replicas, render_cluster
 from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse_deployment_spec,
                    serialize_reconciled, spec_json)
 from .status import (TERMINAL_JOB_STATES, camel, error_json, error_message, lifecycle_state, set_condition)
-from .validation import SAVEPOINT_DIR_KEYS, validate_deployment
+from .validation import validate_deployment
 
 RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 UPGRADE_RETRY_MS = 15_000
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists, scalars), several times faster than copy.deepcopy."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _json_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_json_copy(item) for item in value]
-    if kind in _SCALARS:
-        return value
-    return copy.deepcopy(value)
 
 
 def iso(now_ms: int) -> str:
@@ -132,7 +118,7 @@ class _Sync:
         self.uid: str = meta.get("uid") or f"{self.namespace}/{self.name}"
         self.generation: int = int(meta.get("generation") or 1)
         self.old_status: dict[str, Any] = self.parent.get("status") or {}
-        self.status: dict[str, Any] = _json_copy(self.old_status)
+        self.status: dict[str, Any] = json_copy(self.old_status)
         self.status.pop("observedGeneration", None)
         self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
         self.events: list[Event] = []
@@ -688,7 +674,7 @@ class _Sync:
                 self.waiting_progress = True
                 return
         if use_last_state:
-            savepoint_dir = flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
+            savepoint_dir = snapshots.savepoint_dir(self.config)
             cancellable = jm_ready and job_state not in (None, "RECONCILING") and job_state not in TERMINAL_JOB_STATES
             if version_changed:
                 if job_state == "RUNNING" and savepoint_dir and jm_ready:
@@ -722,17 +708,11 @@ class _Sync:
         if cancel and job_id and self.status.get("jobManagerDeploymentStatus") == "READY":
             self.actions.append(Action("cancel", {"job_id": job_id}, required=False))
         self._event("Suspended", "Suspending existing deployment.")
-        self._record_reconciled(self._target_spec("suspended", restore_mode))
-        recon = self._recon()
-        if wanted == "running":
-            recon["state"] = "UPGRADING"
-        else:
-            recon["state"] = "DEPLOYED"
-            self._mark_stable()
+        self._finish_suspend(wanted, restore_mode)
+        # Nothing to keep: the cluster goes in this same sync.
         self.internal.pop("cluster")
         self.status["jobManagerDeploymentStatus"] = "MISSING"
         self._job_status()["state"] = "CANCELED" if cancel else self._job_status().get("state")
-        self.waiting_progress = True
 
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
         """The job is stopped and the path to restore from is in status; record the suspended spec.
@@ -745,9 +725,6 @@ class _Sync:
             recon["state"] = "DEPLOYED"
             self._mark_stable()
         self.waiting_progress = True
-
-    def _savepoint_dir(self) -> str | None:
-        return flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
 
     def _start_stop(self, wanted: str, purpose: str | None = None) -> None:
         assert self.cluster is not None
@@ -762,12 +739,6 @@ class _Sync:
             self._recon()["state"] = "UPGRADING"
             self._event("Suspended", "Suspending existing deployment.")
         self.waiting_progress = True
-
-    def _stop_action(self, pending: dict[str, Any]) -> Action:
-        return Action("stop_with_savepoint", {
-            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
-            "drain": flinkconf.is_true(self.config, OP + "job.drain-on-savepoint-deletion"),
-            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
 
     def _start_cancel(self, wanted: str, purpose: str | None = None) -> None:
         assert self.cluster is not None
@@ -828,7 +799,7 @@ class _Sync:
             if job is not None and job.state != "RUNNING" and op == "savepoint":
                 self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
                 return
-            self.actions.append(self._stop_action(pending) if op == "stop" else self._savepoint_action(pending))
+            self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop" else snapshots.savepoint_action(pending, self.config))
             return
         if trigger.state == "IN_PROGRESS":
             if self.now_ms - pending["startedAt"] > timeout_ms:
@@ -913,11 +884,6 @@ class _Sync:
     def _job_running(self) -> bool:
         return (self.status.get("jobManagerDeploymentStatus") == "READY"
                 and self._job_status().get("state") == "RUNNING" and self.cluster is not None)
-
-    def _savepoint_action(self, pending: dict[str, Any]) -> Action:
-        return Action("trigger_savepoint", {
-            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
-            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
 
     def _start_savepoint(self, trigger_type: str, nonce: int | None, key: object) -> None:
         assert self.cluster is not None
@@ -1023,7 +989,7 @@ class _Sync:
                 if not self.internal.get("deleteReady"):
                     return self._result(keep_lifecycle=True, resync=self._progress_interval(), finalized=False)
             elif flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self._job_running() \
-                    and self._savepoint_dir():
+                    and snapshots.savepoint_dir(self.config):
                 self._start_stop("suspended", purpose="delete")
                 return self._result(keep_lifecycle=True, resync=self._progress_interval(), finalized=False)
             elif self.cluster.get("jobId") and self.status.get("jobManagerDeploymentStatus") == "READY" and \

@@ -12,13 +12,13 @@ from typing import Any
 MAIN_CONTAINER = "flink-main-container"
 
 
-def _copy(value: Any) -> Any:
-    """Deep copy of JSON data (what a pod template is); much faster than copy.deepcopy."""
+def json_copy(value: Any) -> Any:
+    """Deep copy of JSON data (pod templates, statuses); much faster than copy.deepcopy."""
     kind = type(value)
     if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
+        return {key: json_copy(item) for key, item in value.items()}
     if kind is list:
-        return [_copy(item) for item in value]
+        return [json_copy(item) for item in value]
     if kind in (str, int, float, bool, type(None)):
         return value
     return copy.deepcopy(value)
@@ -27,22 +27,22 @@ def _copy(value: Any) -> Any:
 def merge(base: Any, override: Any, by_name: bool = False) -> Any:
     """Deep merge `override` into `base` (neither is modified)."""
     if override is None:
-        return _copy(base)
+        return json_copy(base)
     if base is None:
-        return _copy(override)
+        return json_copy(override)
     if isinstance(base, dict) and isinstance(override, dict):
-        merged = _copy(base)
+        merged = json_copy(base)
         for key, value in override.items():
-            merged[key] = merge(base.get(key), value, by_name) if key in base else _copy(value)
+            merged[key] = merge(base.get(key), value, by_name) if key in base else json_copy(value)
         return merged
     if isinstance(base, list) and isinstance(override, list):
         if by_name and _all_named(base) and _all_named(override):
             return _merge_by_name(base, override, by_name)
         merged_list = [merge(b, o, by_name) for b, o in zip(base, override)]
-        merged_list.extend(_copy(base[len(override):]))
-        merged_list.extend(_copy(override[len(base):]))
+        merged_list.extend(json_copy(base[len(override):]))
+        merged_list.extend(json_copy(override[len(base):]))
         return merged_list
-    return _copy(override)
+    return json_copy(override)
 
 
 def _all_named(items: list[Any]) -> bool:
@@ -51,16 +51,16 @@ def _all_named(items: list[Any]) -> bool:
 
 def _merge_by_name(base: list[dict], override: list[dict], by_name: bool) -> list[dict]:
     overrides = {item["name"]: item for item in override}
-    merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else _copy(item)
+    merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else json_copy(item)
               for item in base]
     base_names = {item["name"] for item in base}
-    merged.extend(_copy(item) for item in override if item["name"] not in base_names)
+    merged.extend(json_copy(item) for item in override if item["name"] not in base_names)
     return merged
 
 
 def component_template(base: dict | None, component: dict | None, by_name: bool) -> dict:
     """The merged template of one component (JM or TM); `{}` when neither is given."""
-    return merge(base or {}, component, by_name) if component else _copy(base or {})
+    return merge(base or {}, component, by_name) if component else json_copy(base or {})
 
 
 def upsert_by_name(items: list[dict] | None, new: dict) -> list[dict]:

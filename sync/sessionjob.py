@@ -20,7 +20,7 @@ from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPla
 from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_session_job_spec,
                    serialize_reconciled, spec_json)
 from .status import TERMINAL_JOB_STATES, error_json, error_message, lifecycle_state, set_condition
-from .validation import SAVEPOINT_DIR_KEYS, validate_session_job
+from .validation import validate_session_job
 
 
 def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> ObservationPlan:
@@ -96,9 +96,6 @@ class _SessionJobSync:
             for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
                 spec["job"][nonce] = old_job.get(nonce)
         return spec
-
-    def _savepoint_dir(self) -> str | None:
-        return flinkconf.get_first(self.config, *SAVEPOINT_DIR_KEYS)
 
     # ------------------------------------------------------------------ entry
     def run(self, finalizing: bool) -> SyncResult:
@@ -326,12 +323,6 @@ class _SessionJobSync:
         self.recon["state"] = "UPGRADING"
         self.waiting = True
 
-    def _stop_action(self, pending: dict[str, Any]) -> Action:
-        return Action("stop_with_savepoint", {
-            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
-            "drain": flinkconf.is_true(self.config, OP + "job.drain-on-savepoint-deletion"),
-            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
         self._record(self._target("suspended", restore_mode))
         if wanted == "running":
@@ -377,7 +368,7 @@ class _SessionJobSync:
                 self._pending_failed(pending, "Timed out waiting for the savepoint")
             return
         if trigger.state == "UNKNOWN_TRIGGER":
-            self.actions.append(self._stop_action(pending) if pending["op"] == "stop" else self._savepoint_action(pending))
+            self.actions.append(snapshots.stop_action(pending, self.config) if pending["op"] == "stop" else snapshots.savepoint_action(pending, self.config))
             return
         if trigger.state == "FAILED" or not trigger.location:
             self._pending_failed(pending, trigger.failure or "Savepoint failed")
@@ -440,11 +431,6 @@ class _SessionJobSync:
         if was_stable:
             self._mark_stable()
 
-    def _savepoint_action(self, pending: dict[str, Any]) -> Action:
-        return Action("trigger_savepoint", {
-            "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": self._savepoint_dir(),
-            "format_type": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-
     def _other_changes(self) -> None:
         submission = self.internal.get("submission")
         if self.desired is None or self.desired.job is None or not submission or \
@@ -497,7 +483,7 @@ class _SessionJobSync:
             return self._result(keep_lifecycle=True, finalized=False, resync=2.0)
         job_id = submission["jobId"]
         if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
-                and self._savepoint_dir():
+                and snapshots.savepoint_dir(self.config):
             pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, "delete"), "jobId": job_id,
                        "startedAt": self.now_ms, "purpose": "delete"}
             self.internal["pending"] = pending

@@ -7,6 +7,7 @@ from typing import Any
 from . import flinkconf
 from .durations import DurationError, parse_duration
 from .model import Action
+from .validation import SAVEPOINT_DIR_KEYS
 
 OP = "kubernetes.operator."
 
@@ -21,6 +22,25 @@ def _duration_ms(config: dict[str, str], key: str, default: str) -> int:
         return parse_duration(_opt(config, key, default))
     except DurationError:
         return parse_duration(default)
+
+
+def savepoint_dir(config: dict[str, str]) -> str | None:
+    return flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS)
+
+
+def stop_action(pending: dict[str, Any], config: dict[str, str]) -> Action:
+    """Stop-with-savepoint for a recorded `pending` stop (its trigger id makes a repeat idempotent)."""
+    return Action("stop_with_savepoint", {
+        "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": savepoint_dir(config),
+        "drain": flinkconf.is_true(config, OP + "job.drain-on-savepoint-deletion"),
+        "format_type": _opt(config, "savepoint.format.type", "CANONICAL")})
+
+
+def savepoint_action(pending: dict[str, Any], config: dict[str, str]) -> Action:
+    """Savepoint trigger for a recorded `pending` savepoint."""
+    return Action("trigger_savepoint", {
+        "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": savepoint_dir(config),
+        "format_type": _opt(config, "savepoint.format.type", "CANONICAL")})
 
 
 def add_savepoint(info: dict[str, Any], config: dict[str, str], now_ms: int, location: str, timestamp: int,

@@ -421,3 +421,69 @@ def test_client_is_shared_between_threads(stub: StubServer) -> None:
     for t in threads:
         t.join(5)
     assert results == [2] * 8
+
+
+# --- the transport: connection reuse, and what a failed call leaves in the pool ------------------
+
+
+def _client_ports(stub: StubServer) -> list[int]:
+    return [request.handler.client_address[1] for request in stub.requests]
+
+
+def test_sequential_calls_reuse_one_keep_alive_connection(stub: StubServer) -> None:
+    stub.route("GET", "/jobs/overview", Reply(200, {"jobs": [{"jid": JOB, "name": "n", "state": "RUNNING"}]}))
+    rest = client(stub.url)
+    for _ in range(5):
+        assert rest.jobs_overview()[0].state == "RUNNING"
+    assert len(set(_client_ports(stub))) == 1
+
+
+def test_a_half_read_connection_is_not_reused(stub: StubServer) -> None:
+    """A call that stops reading (size limit) must close its connection: the rest of that body must not
+    be read as the next call's answer."""
+    big = {"jobs": [{"jid": JOB, "name": "x" * 5000, "state": "RUNNING"}]}
+    small = {"jobs": [{"jid": JOB, "name": "small", "state": "FAILED"}]}
+    answers = iter([Reply(200, big), Reply(200, small)])
+    stub.route("GET", "/jobs/overview", lambda _request: next(answers))
+    rest = client(stub.url, max_response_bytes=1024)
+    with pytest.raises(FlinkResponseTooLarge):
+        rest.jobs_overview()
+    job = rest.jobs_overview()[0]
+    assert (job.name, job.state) == ("small", "FAILED")
+    assert len(set(_client_ports(stub))) == 2
+
+
+def test_an_error_answer_keeps_the_connection(stub: StubServer) -> None:
+    stub.route("GET", "/jobs/overview", Reply(500, {"errors": ["Internal server error."]}))
+    rest = client(stub.url)
+    for _ in range(3):
+        with pytest.raises(FlinkRestError):
+            rest.jobs_overview()
+    assert len(set(_client_ports(stub))) == 1
+
+
+def test_query_parameters_and_a_base_path_reach_the_server(stub: StubServer) -> None:
+    stub.route("GET", f"/proxy/flink/jobs/{JOB}/exceptions", Reply(200, {"exceptionHistory": {"entries": []}}))
+    stub.route("PATCH", f"/proxy/flink/jobs/{JOB}", Reply(202, {}))
+    rest = client(stub.url + "/proxy/flink/")
+    assert rest.job_exceptions(JOB, max_exceptions=3) == []
+    assert rest.cancel(JOB) is True
+    assert [(r.method, r.path, r.query) for r in stub.requests] == [
+        ("GET", f"/proxy/flink/jobs/{JOB}/exceptions", "maxExceptions=3"),
+        ("PATCH", f"/proxy/flink/jobs/{JOB}", "mode=cancel")]
+    assert all(r.headers.get("Accept") == "application/json" for r in stub.requests)
+
+
+def test_json_bodies_are_sent_as_json(stub: StubServer) -> None:
+    stub.route("POST", f"/jobs/{JOB}/savepoints", Reply(202, {"request-id": "f" * 32}))
+    client(stub.url).trigger_savepoint(JOB, "file:///sp")
+    sent = stub.requests[0]
+    assert sent.headers["Content-Type"] == "application/json"
+    assert sent.json()["target-directory"] == "file:///sp"
+
+
+def test_a_base_url_that_is_not_a_url_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="base URL"):
+        FlinkRestClient("ftp://flink:8081")
+    with pytest.raises(ValueError, match="base URL"):
+        FlinkRestClient("http://")

@@ -99,9 +99,27 @@ class Metrics:
         self.actions = Counter("flink_sync_actions_total", "Actions carried out", ["kind", "outcome"],
                                registry=self.registry)
 
+        # prometheus_client's labels() takes a lock and validates the labels on every call; the label sets
+        # here are few and fixed, so each labelled child is looked up once and kept.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children.setdefault(key, metric.labels(*labels))
+        return child
+
+    def on_request(self, hook: str, outcome: str, seconds: float) -> None:
+        self._child(self.requests, hook, outcome).inc()
+        self._child(self.latency, hook).observe(seconds)
+
     def on_rest_call(self, endpoint: str, seconds: float, outcome: str) -> None:
-        self.rest_calls.labels(endpoint, outcome).inc()
-        self.rest_latency.labels(endpoint).observe(seconds)
+        self._child(self.rest_calls, endpoint, outcome).inc()
+        self._child(self.rest_latency, endpoint).observe(seconds)
+
+    def on_action(self, kind: str, ok: bool) -> None:
+        self._child(self.actions, kind, "ok" if ok else "failed").inc()
 
 
 def _check_parent(parent: dict[str, Any], kind: str) -> None:
@@ -121,6 +139,11 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     for key in ("spec", "status"):
         if parent.get(key) is not None and not isinstance(parent.get(key), dict):
             raise BadRequest(400, f"parent.{key}: must be an object")
+
+
+def _quiet(parent: dict[str, Any], result: SyncResult) -> bool:
+    """A sync that changes nothing: no actions, and the status it answers is the one it was given."""
+    return not result.actions and not result.events and result.status == parent.get("status")
 
 
 def create_app(settings: Settings | None = None,
@@ -202,13 +225,16 @@ def create_app(settings: Settings | None = None,
             status, outcome = 500, "response_too_large"
             body = json.dumps({"error": f"response over {settings.max_response_bytes} bytes; nothing applied"})
         seconds = time.perf_counter() - started
-        metrics.requests.labels(hook, outcome).inc()
-        metrics.latency.labels(hook).observe(seconds)
-        if log.isEnabledFor(logging.INFO):
+        metrics.on_request(hook, outcome, seconds)
+        # One JSON line per request that did something; a resync that changed nothing (the steady state of
+        # every running cluster, once per resync period) only at DEBUG, so the log shows what happened.
+        level = logging.DEBUG if status == 200 and extra is not None and extra.pop("quiet", False) else logging.INFO
+        if log.isEnabledFor(level):
             meta = (parent or {}).get("metadata") or {}
-            log.info(json.dumps({"hook": hook, "parent": f"{meta.get('namespace')}/{meta.get('name')}",
-                                 "generation": meta.get("generation"), "outcome": outcome, "status": status,
-                                 "duration_ms": round(seconds * 1000, 2), **(extra or {})}, sort_keys=True))
+            line = _dumps({"hook": hook, "parent": f"{meta.get('namespace')}/{meta.get('name')}",
+                           "generation": meta.get("generation"), "outcome": outcome, "status": status,
+                           "duration_ms": round(seconds * 1000, 2), **(extra or {})})
+            log.log(level, line if isinstance(line, str) else line.decode())
         return Response(body, status=status, mimetype="application/json")
 
     def handle(hook: str, fn: Callable[[], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]) -> Response:
@@ -228,7 +254,7 @@ def create_app(settings: Settings | None = None,
             kube.delete_ha_data(action.params["name"], action.params["namespace"])
         outcomes = flink_io.execute(lambda: client_for(rest_url), result.actions, side)
         for outcome in outcomes:
-            metrics.actions.labels(outcome.action.kind, "ok" if outcome.ok else "failed").inc()
+            metrics.on_action(outcome.action.kind, outcome.ok)
             if not outcome.ok and outcome.action.required:
                 result.status["error"] = error_json("FlinkRestException",
                                                     f"{outcome.action.kind} failed: {outcome.message}")
@@ -262,7 +288,7 @@ def create_app(settings: Settings | None = None,
             after_core("FlinkDeployment", parent, result, rest_url)
             return (result.response(finalize or req.finalizing), parent,
                     {"children": len(result.children), "actions": [a.kind for a in result.actions],
-                     "lifecycle": result.status.get("lifecycleState")})
+                     "lifecycle": result.status.get("lifecycleState"), "quiet": _quiet(parent, result)})
         return handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
     def session_job_hook(finalize: bool) -> Response:
@@ -290,7 +316,8 @@ def create_app(settings: Settings | None = None,
                 result.status = sessionjob.submission_failed(result.status, submit_failure)
             after_core("FlinkSessionJob", parent, result, rest_url)
             return (result.response(finalize or req.finalizing), parent,
-                    {"actions": [a.kind for a in result.actions], "lifecycle": result.status.get("lifecycleState")})
+                    {"actions": [a.kind for a in result.actions], "lifecycle": result.status.get("lifecycleState"),
+                     "quiet": _quiet(parent, result)})
         return handle("finalize_flinksessionjob" if finalize else "sync_flinksessionjob", run)
 
     def sessionjob_io(result: SyncResult, rest_url: str) -> str | None:
@@ -302,7 +329,7 @@ def create_app(settings: Settings | None = None,
                 remaining.append(action)
                 continue
             message = submit.submit_job(client_for(rest_url), action.params, settings, jar_fetcher)
-            metrics.actions.labels("submit_job", "ok" if message is None else "failed").inc()
+            metrics.on_action("submit_job", message is None)
         result.actions = remaining
         return message
 

@@ -24,6 +24,7 @@ _FLINK_MEMORY = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
 
 # Kubernetes quantity suffixes (k8s.io/apimachinery resource.Quantity).
 _K8S_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_K8S_BINARY_LARGEST_FIRST = sorted(_K8S_BINARY.items(), key=lambda item: -item[1])
 _K8S_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
                 "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
                 "P": Decimal("1e15"), "E": Decimal("1e18")}
@@ -87,7 +88,7 @@ def flink_memory_text(num_bytes: int) -> str:
 
 def canonical_binary(num_bytes: int) -> str:
     """Kubernetes canonical form of a byte count: the largest binary suffix dividing it exactly."""
-    for suffix, size in sorted(_K8S_BINARY.items(), key=lambda item: -item[1]):
+    for suffix, size in _K8S_BINARY_LARGEST_FIRST:
         if num_bytes % size == 0 and num_bytes >= size:
             return f"{num_bytes // size}{suffix}"
     return str(num_bytes)

@@ -183,7 +183,9 @@ def _run_wrk(wrk: str, url: str, body: bytes, seconds: int) -> dict[str, Any] | 
 def rest_call_timing(stub: servers.Server, template: workload.SteadyTemplate, n: int) -> dict[str, Any]:
     """The Flink REST call on its own: FlinkRestClient.jobs_overview() against the stub, warm keep-alive."""
     from hooks.flink_rest import FlinkRestClient
-    client = FlinkRestClient(f"{stub.url}/{workload.NAMESPACE}/{workload.name_of(1)}")
+    from hooks.http_transport import CurlPool
+    pool = CurlPool()
+    client = FlinkRestClient(f"{stub.url}/{workload.NAMESPACE}/{workload.name_of(1)}", pool=pool)
     before = stub_stats(stub)
     for _ in range(50):
         client.jobs_overview()
@@ -196,7 +198,7 @@ def rest_call_timing(stub: servers.Server, template: workload.SteadyTemplate, n:
     cpu = time.thread_time() - cpu0
     assert jobs and jobs[0].state == "RUNNING"
     after = stub_stats(stub)
-    client.close()
+    pool.close()
     stats = inprocess.summary_us(samples)
     stats["client_cpu_us_per_call"] = round(cpu / n * 1e6, 1)
     stats["stub_connections"] = after["connections"] - before["connections"]
@@ -234,14 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     # 2-5. Over HTTP -----------------------------------------------------------------------------------------
     stub = servers.flink_stub(template.job_id, template.start_time, RESULTS / "flink-stub.log", idle_timeout_s=70)
     hooks = servers.hooks_server(WORKERS, {
-        "FLINK_SYNC_REST_URL_TEMPLATE": f"http://127.0.0.1:{{port}}/{{namespace}}/{{name}}",
         "FLINK_SYNC_LOG_LEVEL": "INFO"}, RESULTS / "hooks-server.log")
     echo = servers.echo_server(WORKERS, RESULTS / "echo-server.log")
     started_servers: list[servers.Server] = []
     try:
         stub.start(0)
         started_servers.append(stub)
-        hooks.env["FLINK_SYNC_REST_URL_TEMPLATE"] = f"http://127.0.0.1:{stub.port}/{{namespace}}/{{name}}"
+        hooks.env["FLINK_SYNC_REST_URL_TEMPLATE"] = rest_url_template(stub.port)
         hooks.start(WORKERS)
         started_servers.append(hooks)
         echo.start(WORKERS)
@@ -327,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     log(f"done in {report['elapsed_s']} s; wrote {args.out}")
     return 0
+
+
+def rest_url_template(port: int) -> str:
+    """Each deployment's Flink REST API at its own origin, as each cluster has its own Service in Kubernetes:
+    `{name}.localhost` is loopback to libcurl (RFC 6761) without a DNS lookup, so all of them reach the one
+    stub on 127.0.0.1 while the hooks' connection pool sees 10,000 distinct hosts."""
+    return f"http://{{name}}.localhost:{port}/{{namespace}}/{{name}}"
 
 
 # ---------------------------------------------------------------------------------------------- the table

@@ -1,6 +1,6 @@
 """A stand-in for the Flink REST API of many clusters, on 127.0.0.1: `GET /{namespace}/{name}/jobs/overview`
 answers the overview Flink 1.20 gives for one RUNNING job — the job of deployment `name` (its id derived the way
-bench/workload.py derives it). `FLINK_SYNC_REST_URL_TEMPLATE=http://127.0.0.1:PORT/{namespace}/{name}` points the
+bench/workload.py derives it). `FLINK_SYNC_REST_URL_TEMPLATE=http://{name}.localhost:PORT/{namespace}/{name}` points the
 hooks here. It counts the TCP connections it accepted and the requests it served (`GET /__stats`), which shows
 whether the hooks reuse connections, and closes connections idle for more than --idle-timeout s.
 

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     (servers.REPO / "bench" / "results").mkdir(exist_ok=True)
     stub.start(expected_workers=0)
     try:
-        os.environ["FLINK_SYNC_REST_URL_TEMPLATE"] = f"http://127.0.0.1:{stub.port}/{{namespace}}/{{name}}"
+        from .__main__ import rest_url_template
+        os.environ["FLINK_SYNC_REST_URL_TEMPLATE"] = rest_url_template(stub.port)
         from hooks.app import create_app
         from hooks.settings import Settings
         # the server logs one line per request at INFO (gunicorn_conf's default); do the same, into a file

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -34,14 +32,12 @@ from sync.status import error_json
 
 from . import flink_io, plugins
 from .flink_rest import FlinkRestClient
+from .http_transport import CurlPool
 from .kube import KubeSideEffects
 from .settings import OperatorDefaults, Settings
 
 log = logging.getLogger("flink_sync.hooks")
 API_VERSION = "flink.apache.org/v1beta1"
-# Flink REST clients kept per worker (one per cluster URL, each with its keep-alive connection). Bounded, so
-# that a worker serving many clusters does not hold a client and an open socket for every cluster it ever saw.
-MAX_CACHED_CLIENTS = 256
 
 
 def _loads(raw: bytes) -> Any:
@@ -159,32 +155,16 @@ def create_app(settings: Settings | None = None,
     validators = plugins.load_validators()
     listeners = plugins.load_listeners()
     kube = side_effects or KubeSideEffects(settings.events_enabled)
-    clients: OrderedDict[str, FlinkRestClient] = OrderedDict()  # least recently used first
-    clients_lock = threading.Lock()
+    # Keep-alive connections to the Flink clusters, shared by the worker's threads; a client per request is cheap.
+    rest_pool = CurlPool(max_idle=settings.rest_max_idle_connections)
 
     def client_for(url: str) -> FlinkRestClient:
-        with clients_lock:
-            client = clients.get(url)
-            if client is not None:
-                clients.move_to_end(url)
-                return client
         if flink_client_factory is not None:
-            client = flink_client_factory(url)
-        else:
-            client = FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
-                                     read_timeout=settings.rest_read_timeout_s,
-                                     max_response_bytes=settings.rest_max_response_bytes,
-                                     on_call=metrics.on_rest_call)
-        evicted = []
-        with clients_lock:
-            clients[url] = client
-            while len(clients) > MAX_CACHED_CLIENTS:
-                evicted.append(clients.popitem(last=False)[1])
-        for old in evicted:  # closes its idle pooled connections; a call still in flight completes
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-        return client
+            return flink_client_factory(url)
+        return FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
+                               read_timeout=settings.rest_read_timeout_s,
+                               max_response_bytes=settings.rest_max_response_bytes,
+                               on_call=metrics.on_rest_call, pool=rest_pool)
 
     def core_settings() -> CoreSettings:
         return CoreSettings(operator_defaults=defaults.current(), validators=validators,

@@ -2,12 +2,11 @@
 
 Built for a webhook that must answer Metacontroller within 10 s:
 
-* one urllib3 connection pool per cluster URL (keep-alive reuse), no retries, no redirects, and
-  no proxy or `.netrc` from the environment; urllib3 directly rather than `requests`, whose
-  per-call machinery (request preparation, settings merge, cookies) cost ~3× the CPU of the call;
-* every call has a connect and a read timeout (defaults 1 s / 3 s) and a total deadline while the
-  body streams in, and a response size limit (default 4 MiB) checked against `Content-Length`
-  and again while streaming;
+* keep-alive connections in a pool shared by the clients of a worker (`hooks/http_transport.py`, libcurl), no
+  retries, no redirects, and no proxy or `.netrc` from the environment;
+* every call has a connect timeout and a total deadline of connect + read timeout (defaults 1 s
+  and 3 s), and a response size limit (default 4 MiB) checked against `Content-Length` and again
+  while the body streams in;
 * errors are typed (`FlinkRestError` and subclasses) and carry a one-line message distilled from
   Flink's `{"errors": [...]}` (never a Java stack trace);
 * an optional `on_call(endpoint, seconds, outcome)` callback for per-call metrics.
@@ -42,17 +41,18 @@ from urllib.parse import quote, urlencode, urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .http_transport import Answer, CurlPool, TransportError, default_pool
+
 MIB = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_READ_TIMEOUT = 3.0
 DEFAULT_SUBMIT_READ_TIMEOUT = 6.0  # POST /jars/{id}/run runs the job's main() inside the JobManager
 DEFAULT_MAX_RESPONSE_BYTES = 4 * MIB
 MAX_MESSAGE_CHARS = 400
-_CHUNK = 64 * 1024
 NOT_EXTERNALLY_ADDRESSABLE = "<checkpoint-not-externally-addressable>"
 
 OnCall = Callable[[str, float, str], None]
-_BASE_HEADERS = {"Accept": "application/json", "User-Agent": "flink-sync"}
+_BASE_HEADERS = {"Accept": "application/json"}
 _JSON_BODY_HEADERS = {**_BASE_HEADERS, "Content-Type": "application/json"}
 SavepointState = Literal["IN_PROGRESS", "COMPLETED", "FAILED", "UNKNOWN_TRIGGER"]
 
@@ -105,6 +105,11 @@ class FlinkDuplicateJob(FlinkRestError):
 
 class FlinkInvalidArgument(FlinkRestError, ValueError):
     """An id or argument that must not be sent (e.g. a job id that is not 32 hex characters)."""
+
+
+_TRANSPORT_ERRORS: dict[str, type[FlinkRestError]] = {
+    "unreachable": FlinkUnreachable, "timeout": FlinkUnreachable, "broken": FlinkUnreachable,
+    "too_large": FlinkResponseTooLarge, "failed": FlinkRestError}
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,31 +349,26 @@ class FlinkRestClient:
                  read_timeout: float = DEFAULT_READ_TIMEOUT,
                  submit_read_timeout: float = DEFAULT_SUBMIT_READ_TIMEOUT,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 on_call: OnCall | None = None, pool_maxsize: int = 8) -> None:
+                 on_call: OnCall | None = None, pool: CurlPool | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"Flink REST base URL must be http(s)://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
+        if not parts.hostname:
+            raise ValueError(f"Flink REST base URL is invalid: {base_url!r} (no host)")
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._path_prefix = parts.path  # a base URL may carry a path (a proxy in front of the JobManager)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.submit_read_timeout = submit_read_timeout
         self.max_response_bytes = max_response_bytes
         self.on_call = on_call
-        # One urllib3 pool per cluster: thread-safe, keeps up to `pool_maxsize` idle keep-alive
-        # connections and opens more when busy (block=False). urllib3 reads no proxy or .netrc
-        # settings from the environment. Retries and redirects are off per call.
-        try:
-            self._pool = urllib3.connection_from_url(f"{parts.scheme}://{parts.netloc}", maxsize=pool_maxsize,
-                                                     block=False, retries=False)
-        except urllib3.exceptions.LocationValueError as exc:
-            raise ValueError(f"Flink REST base URL is invalid: {base_url!r} ({exc})") from None
+        # Keep-alive connections live in a pool shared by the clients of a worker (hooks/http_transport.py:
+        # limits, no proxy, no redirects), so a client is cheap to make: one per request is fine.
+        self._pool = pool or default_pool()
 
     def __repr__(self) -> str:
         return f"FlinkRestClient({self.base_url!r})"
-
-    def close(self) -> None:
-        self._pool.close()
 
     # --- transport ---------------------------------------------------------------------------
 
@@ -396,8 +396,7 @@ class FlinkRestClient:
 
     def _exchange(self, method: str, path: str, endpoint: str, body: Any, files: Mapping[str, Any] | None,
                   params: Mapping[str, str] | None, read_timeout: float, started: float) -> tuple[int, Any]:
-        deadline = started + self.connect_timeout + read_timeout
-        url = self._path_prefix + path + (f"?{urlencode(params)}" if params else "")
+        target = self._path_prefix + path + (f"?{urlencode(params)}" if params else "")
         headers = _BASE_HEADERS
         payload: bytes | None = None
         if files is not None:
@@ -407,77 +406,35 @@ class FlinkRestClient:
             payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
             headers = _JSON_BODY_HEADERS
         try:
-            response = self._pool.urlopen(method, url, body=payload, headers=headers, retries=False, redirect=False,
-                                          timeout=urllib3.Timeout(connect=self.connect_timeout, read=read_timeout),
-                                          preload_content=False, release_conn=False)
-        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: it subclasses it
-            raise FlinkUnreachable(f"cannot connect to {self.base_url} ({_short(exc)})", endpoint=endpoint) from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise FlinkUnreachable(f"timed out ({_short(exc)})", endpoint=endpoint) from None
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError,
-                OSError) as exc:
-            raise FlinkUnreachable(f"cannot connect to {self.base_url} ({_short(exc)})", endpoint=endpoint) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise FlinkRestError(f"request failed ({_short(exc)})", endpoint=endpoint) from None
-        complete = False
-        try:
-            raw = self._read_body(response, endpoint, deadline)
-            complete = True
-        finally:
-            if not complete:
-                response.close()  # a half-read connection must not go back to the pool
-            response.release_conn()
-        return response.status, self._interpret(response, raw, endpoint)
-
-    def _read_body(self, response: urllib3.BaseHTTPResponse, endpoint: str, deadline: float) -> bytes:
-        """Stream the body, stopping past the size limit or the call's deadline."""
-        limit = self.max_response_bytes
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise FlinkResponseTooLarge(f"response of {int(declared)} bytes exceeds the {limit}-byte limit",
-                                        status_code=response.status, endpoint=endpoint)
-        data = bytearray()
-        try:
-            # read1 returns what has arrived (at most CHUNK bytes), so the deadline is checked between
-            # arrivals; a plain read(CHUNK) would block until a whole chunk is in.
-            while chunk := response.read1(_CHUNK, decode_content=True):
-                data += chunk
-                if len(data) > limit:
-                    raise FlinkResponseTooLarge(f"response exceeds the {limit}-byte limit",
-                                                status_code=response.status, endpoint=endpoint)
-                if time.monotonic() > deadline:
-                    raise FlinkUnreachable("timed out while reading the response body", endpoint=endpoint)
-        except urllib3.exceptions.TimeoutError:
-            raise FlinkUnreachable("timed out while reading the response body", endpoint=endpoint) from None
-        except (urllib3.exceptions.ProtocolError, OSError) as exc:
-            raise FlinkUnreachable(f"connection broken while reading the response ({_short(exc)})",
-                                   endpoint=endpoint) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise FlinkBadResponse(f"unreadable response ({_short(exc)})", status_code=response.status,
-                                   endpoint=endpoint) from None
-        return bytes(data)
+            answer = self._pool.request(self._origin, method, target, body=payload, headers=headers,
+                                        connect_timeout=self.connect_timeout,
+                                        total_timeout=self.connect_timeout + read_timeout,
+                                        max_bytes=self.max_response_bytes)
+        except TransportError as exc:
+            raise _TRANSPORT_ERRORS[exc.kind](exc.message, status_code=exc.status, endpoint=endpoint) from None
+        return answer.status, self._interpret(answer, endpoint)
 
     @staticmethod
-    def _interpret(response: urllib3.BaseHTTPResponse, raw: bytes, endpoint: str) -> Any:
+    def _interpret(answer: Answer, endpoint: str) -> Any:
         """Parse JSON; map non-2xx answers to typed errors with a distilled message."""
-        status = response.status
+        status, raw = answer.status, answer.body
         try:
             parsed: Any = json.loads(raw) if raw.strip() else {}
         except ValueError:
             parsed = None
         if 200 <= status < 300:
             if parsed is None:
-                raise FlinkBadResponse(f"not JSON ({response.headers.get('Content-Type', 'no content type')}): "
+                raise FlinkBadResponse(f"not JSON ({answer.headers.get('content-type', 'no content type')}): "
                                        f"{_snippet(raw)}", status_code=status, endpoint=endpoint)
             return parsed
         errors = parsed.get("errors") if isinstance(parsed, dict) else None
         if isinstance(errors, list) and errors:
             message, raw_errors = distill_errors(str(e) for e in errors), [str(e) for e in errors]
         else:
-            message, raw_errors = (_snippet(raw) or response.reason or "no message"), []
+            message, raw_errors = (_snippet(raw) or answer.reason or "no message"), []
         cls: type[FlinkRestError] = FlinkNotFound if status == 404 else FlinkRestError
         if 300 <= status < 400:
-            message = f"unexpected redirect to {response.headers.get('Location', '?')}"
+            message = f"unexpected redirect to {answer.headers.get('location', '?')}"
         raise cls(message, status_code=status, endpoint=endpoint, errors=raw_errors)
 
     def _json(self, method: str, path: str, endpoint: str, **kwargs: Any) -> Any:
@@ -801,12 +758,8 @@ def _outcome(exc: FlinkRestError) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    """A one-line description of a transport exception (urllib3's messages nest reprs)."""
+    """The first line of an exception's message (pydantic's are many lines)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    for marker in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
-                   "Read timed out", "timed out", "Connection reset", "Remote end closed connection"):
-        if marker in text:
-            return marker
     return text[:200]
 
 

@@ -41,6 +41,7 @@ class Settings:
     rest_connect_timeout_s: float = 1.0
     rest_read_timeout_s: float = 3.0
     rest_max_response_bytes: int = 4 * MIB
+    rest_max_idle_connections: int = 128
     defaults_file: str | None = None
     jar_uri_allowlist: tuple[str, ...] = ("https://",)
     jar_max_bytes: int = 256 * MIB
@@ -70,6 +71,7 @@ class Settings:
             rest_connect_timeout_s=_float(env, "FLINK_SYNC_REST_CONNECT_TIMEOUT", 1.0),
             rest_read_timeout_s=_float(env, "FLINK_SYNC_REST_READ_TIMEOUT", 3.0),
             rest_max_response_bytes=_int(env, "FLINK_SYNC_REST_MAX_RESPONSE_BYTES", 4 * MIB),
+            rest_max_idle_connections=_int(env, "FLINK_SYNC_REST_MAX_IDLE_CONNECTIONS", 128),
             defaults_file=env.get("FLINK_SYNC_DEFAULTS_FILE") or None,
             jar_uri_allowlist=allowlist,
             jar_max_bytes=_int(env, "FLINK_SYNC_JAR_MAX_BYTES", 256 * MIB),

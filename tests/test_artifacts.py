@@ -286,21 +286,6 @@ def test_resolution_is_bounded_by_the_time_limit(monkeypatch: pytest.MonkeyPatch
 # --- https: the connection goes to the checked address, TLS verifies the host name ---------------
 
 
-@pytest.fixture
-def tls_cert(tmp_path: Path) -> tuple[str, str]:
-    """A self-signed certificate for `localhost` (its own CA)."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("openssl"):
-        pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
-
-
 def test_https_pinned_to_the_checked_address(tls_cert: tuple[str, str]) -> None:
     cert, _key = tls_cert
     with StubServer(tls=tls_cert) as server:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from hooks import flink_rest
+from hooks.http_transport import CurlPool
 from hooks.flink_rest import (FlinkBadResponse, FlinkDuplicateJob, FlinkInvalidArgument, FlinkNotFound,
                               FlinkResponseTooLarge, FlinkRestClient, FlinkRestError, FlinkUnreachable)
 from tests.http_stub import Reply, Request, StubServer, closed_port
@@ -487,3 +488,64 @@ def test_a_base_url_that_is_not_a_url_is_refused_up_front() -> None:
         FlinkRestClient("ftp://flink:8081")
     with pytest.raises(ValueError, match="base URL"):
         FlinkRestClient("http://")
+
+
+def test_https_verifies_the_flink_certificate(tls_cert: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An untrusted certificate is refused before any request is sent; SSL_CERT_FILE adds a trusted CA."""
+    cert, _key = tls_cert
+    with StubServer(tls=tls_cert) as server:
+        server.route("GET", "/config", Reply(200, {"flink-version": "2.3.0"}))
+        url = f"https://localhost:{server.port}"
+        with pytest.raises(FlinkUnreachable) as info:
+            client(url).cluster_config()
+        assert "cannot connect" in str(info.value) and not server.requests
+        monkeypatch.setenv("SSL_CERT_FILE", cert)
+        assert client(url).cluster_config().flink_version == "2.3.0"
+        with pytest.raises(FlinkUnreachable):  # the certificate names localhost, not 127.0.0.1
+            client(f"https://127.0.0.1:{server.port}").cluster_config()
+
+
+def test_no_proxy_from_the_environment(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    stub.route("GET", "/config", Reply(200, {"flink-version": "2.3.0"}))
+    assert client(stub.url).cluster_config().flink_version == "2.3.0"
+
+
+def test_the_pool_keeps_at_most_max_idle_connections_least_recently_used_out() -> None:
+    pool = CurlPool(max_idle=2)
+    with StubServer() as a, StubServer() as b, StubServer() as c:
+        for stub in (a, b, c):
+            stub.route("GET", "/config", Reply(200, {"flink-version": "2.3.0"}))
+        clients = {stub: client(stub.url, pool=pool) for stub in (a, b, c)}
+        for stub in (a, b, c, b, c):  # a is the least recently used when c comes in
+            assert clients[stub].cluster_config().flink_version == "2.3.0"
+        assert pool.idle() == 2
+        clients[a].cluster_config()
+        assert len(set(_client_ports(a))) == 2  # its connection was closed: a new one
+        assert len(set(_client_ports(b))) == 1 and len(set(_client_ports(c))) == 1
+        pool.close()
+        assert pool.idle() == 0
+        clients[b].cluster_config()  # a closed pool's clients still work, on a new connection
+        assert len(set(_client_ports(b))) == 2
+
+
+def test_connections_are_not_shared_between_concurrent_calls(stub: StubServer) -> None:
+    """Two calls in flight at once each get their own connection (a handle serves one exchange at a time)."""
+    gate = threading.Barrier(2, timeout=5)
+
+    def wait_for_both(_request: Request) -> Reply:
+        gate.wait()
+        return Reply(200, {"taskmanagers": 1, "slots-total": 2, "slots-available": 1})
+
+    stub.route("GET", "/overview", wait_for_both)
+    pool = CurlPool()
+    rest = client(stub.url, pool=pool)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(rest.overview().slots_total)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert results == [2, 2]
+    assert len(set(_client_ports(stub))) == 2 and pool.idle() == 2

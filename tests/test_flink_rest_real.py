@@ -153,4 +153,3 @@ def test_session_job_lifecycle(pod_runner: PodRunner, flink_dist: FlinkDist, cou
     outcomes = {outcome for _endpoint, _seconds, outcome in calls}
     assert outcomes <= {"ok", "http_error", "not_found"}, calls
     assert all(seconds < rest.connect_timeout + rest.submit_read_timeout for _e, seconds, _o in calls)
-    rest.close()

@@ -64,11 +64,17 @@ def component_template(base: dict | None, component: dict | None, by_name: bool)
 
 
 def upsert_by_name(items: list[dict] | None, new: dict) -> list[dict]:
-    """Replace the element with the same `name`, else append (used for the operator's own env/ports/volumes)."""
-    result = [item for item in (items or []) if item.get("name") != new.get("name")]
-    index = next((i for i, item in enumerate(items or []) if item.get("name") == new.get("name")), None)
-    if index is None:
+    """Replace the element with the same `name` (at the first one's place, dropping repeats), else append
+    (used for the operator's own env/ports/volumes)."""
+    name = new.get("name")
+    result: list[dict] = []
+    placed = False
+    for item in items or ():
+        if item.get("name") != name:
+            result.append(item)
+        elif not placed:
+            result.append(new)
+            placed = True
+    if not placed:
         result.append(new)
-    else:
-        result.insert(index, new)
     return result

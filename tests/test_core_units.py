@@ -357,3 +357,12 @@ def test_diff_types():
 ])
 def test_lifecycle_rule_order(status, expected):
     assert lifecycle_state(status) == expected
+
+
+def test_upsert_by_name_replaces_in_place_or_appends() -> None:
+    env = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "A", "value": "3"}]
+    new = {"name": "A", "value": "x"}
+    assert podtemplate.upsert_by_name(env, new) == [new, {"name": "B", "value": "2"}]  # repeats dropped
+    assert podtemplate.upsert_by_name(env, {"name": "C"}) == [*env, {"name": "C"}]
+    assert podtemplate.upsert_by_name(None, new) == [new]
+    assert env[0] == {"name": "A", "value": "1"}  # the input is not modified

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             ("echo", echo, [first_body], checker("", 0)),
         ], rounds, warm, secs)
 
-        log("HTTP: first sync with orjson hidden (stdlib json, as `pip install .` without extras gives)")
+        log("HTTP: first sync with orjson hidden (stdlib json: the fallback when orjson cannot be imported)")
         plain = servers.hooks_server(WORKERS, {**hooks.env, "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).resolve().parent / "no_orjson"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)},
             RESULTS / "hooks-server-stdlib-json.log")

@@ -25,6 +25,7 @@ from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
 from .ids import derive_id
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
+from .pending import PendingOperations, settled
 from .podtemplate import json_copy
 from .render import ClusterPlan, is_ha_enabled, is_kubernetes_ha, parallelism_and_replicas, render_cluster
 from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse_deployment_spec,
@@ -33,7 +34,6 @@ from .status import (TERMINAL_JOB_STATES, camel, error_json, error_message, life
 from .validation import validate_deployment
 
 RECORD_ANNOTATION = "flink-sync.io/cluster-record"
-UPGRADE_RETRY_MS = 15_000
 
 
 def iso(now_ms: int) -> str:
@@ -47,15 +47,6 @@ def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: 
     if mark_stable:
         record["markStable"] = True
     return record
-
-
-CHECKPOINT_STATS_SETTLE_MS = 4_000
-
-
-def settled(job: Any, now_ms: int) -> bool:
-    """Flink caches checkpoint statistics (web.refresh-interval, 3 s): trust "the latest checkpoint" of a job
-    only once it ended longer ago than that (an unknown end time counts as long ago)."""
-    return job.end_time is None or now_ms - int(job.end_time) >= CHECKPOINT_STATS_SETTLE_MS
 
 
 def record_annotation(record: dict[str, Any]) -> str:
@@ -103,7 +94,7 @@ def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) ->
 
 
 @dataclass
-class _Sync:
+class _Sync(PendingOperations):
     parent: dict[str, Any]
     children_in: dict[str, Any]
     flink: FlinkObservation | None
@@ -138,9 +129,6 @@ class _Sync:
 
     def _job_status(self) -> dict[str, Any]:
         return self.status.setdefault("jobStatus", {})
-
-    def _savepoint_info(self) -> dict[str, Any]:
-        return self._job_status().setdefault("savepointInfo", {})
 
     @property
     def cluster(self) -> dict[str, Any] | None:
@@ -750,135 +738,10 @@ class _Sync:
         self.waiting_progress = True
 
     # ----------------------------------------------------------------- in-flight operations
-    def _progress_pending(self) -> None:
-        pending = self.internal["pending"]
-        op = pending.get("op")
-        flink = self.flink
-        self.waiting_progress = True
-        if op == "cancel":
-            job = flink.job(pending["jobId"]) if flink and flink.reachable else None
-            gone = flink is not None and flink.reachable and flink.jobs is not None and job is None
-            if gone or (job and job.state in TERMINAL_JOB_STATES):
-                if job is not None and not pending.get("checkpointRecorded"):
-                    if not settled(job, self.now_ms):
-                        return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
-                    # Record the terminal state and the last checkpoint first; finish on the next sync.
-                    self._job_status()["state"] = job.state
-                    if flink and flink.latest_checkpoint_path:
-                        self._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
-                    pending["checkpointRecorded"] = True
-                    self.internal["checkpointOf"] = job.job_id
-                    return
-                self.internal.pop("pending")
-                if pending.get("purpose") == "delete":
-                    self.internal["deleteReady"] = True
-                    return
-                self._finish_suspend(self._wanted_state(), "savepoint")
-            elif job is not None and (not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > 30_000):
-                # The cancel intent is durable (it came in with the status): ask Flink, again after 30 s.
-                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}))
-                pending["issuedAt"] = self.now_ms
-                self._job_status()["state"] = "CANCELLING"
-            return
-        trigger = flink.trigger if flink is not None and flink.reachable else None
-        timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
-                                  self.config.get("execution.checkpointing.timeout") or "10 min")
-        if trigger is None:
-            if self.now_ms - pending["startedAt"] > timeout_ms:
-                self._pending_failed(pending, "Flink did not report the savepoint in time")
-            return
-        if trigger.state == "UNKNOWN_TRIGGER":
-            # Flink never received the trigger (or restarted): ask again with the same trigger id.
-            job = flink.job(pending["jobId"]) if flink else None
-            if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink is not None \
-                    and flink.latest_checkpoint_path:
-                # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
-                # its latest savepoint/checkpoint is the restore point.
-                self._pending_completed(pending, flink.latest_checkpoint_path)
-                return
-            if job is not None and job.state != "RUNNING" and op == "savepoint":
-                self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
-                return
-            self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop" else snapshots.savepoint_action(pending, self.config))
-            return
-        if trigger.state == "IN_PROGRESS":
-            if self.now_ms - pending["startedAt"] > timeout_ms:
-                self._pending_failed(pending, "Timed out waiting for the savepoint")
-            return
-        if trigger.state == "FAILED" or not trigger.location:
-            self._pending_failed(pending, trigger.failure or "Savepoint failed")
-            return
-        self._pending_completed(pending, trigger.location)
-
     def _wanted_state(self) -> str:
         if self.desired is not None and self.desired.job is not None:
             return self.desired.job.state
         return "running"
-
-    def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
-        self.actions += snapshots.add_savepoint(self._savepoint_info(), self.config, self.now_ms, location, timestamp,
-                                                trigger_type, nonce)
-
-    def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
-        purpose = pending.get("purpose")
-        self.internal.pop("pending")
-        self.internal.pop("attempts", None)
-        info = self._savepoint_info()
-        if pending["op"] == "stop":
-            self._job_status()["upgradeSavepointPath"] = location
-            self.internal["checkpointOf"] = pending["jobId"]  # the stop's savepoint is this job's restore point
-            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
-            if purpose == "delete":
-                self.internal["deleteReady"] = True
-                return
-            self._job_status()["state"] = "FINISHED"
-            self._finish_suspend(self._wanted_state(), "savepoint")
-            return
-        trigger_type = pending.get("triggerType", "MANUAL")
-        nonce = pending.get("nonce")
-        self._add_savepoint(location, pending["startedAt"], trigger_type, nonce)
-        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
-            info.pop(key, None)
-        if trigger_type == "PERIODIC":
-            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
-        else:
-            self._reconcile_nonce(nonce)
-
-    def _reconcile_nonce(self, nonce: int | None) -> None:
-        """Advance savepointTriggerNonce in the recorded spec (and the stable one when they were equal)."""
-        recon = self._recon()
-        was_stable = recon.get("lastReconciledSpec") == recon.get("lastStableSpec")
-        spec = copy.deepcopy(self.reconciled or {})
-        if spec.get("job") is None:
-            return
-        spec["job"]["savepointTriggerNonce"] = nonce
-        _, first = deserialize_reconciled(recon.get("lastReconciledSpec"))
-        self._record_reconciled(spec, first)
-        if was_stable:
-            self._mark_stable()
-
-    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
-        self.internal.pop("pending")
-        info = self._savepoint_info()
-        if pending["op"] == "stop":
-            message = f"Savepoint Error: {reason}"
-            self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
-            self._event("SavepointError", message, "Warning")
-            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
-            self.internal["retryAt"] = self.now_ms + UPGRADE_RETRY_MS
-            if self._recon().get("state") == "UPGRADING":
-                self._recon()["state"] = "DEPLOYED"  # the job keeps running; the upgrade is retried later
-            return
-        trigger_type = pending.get("triggerType", "MANUAL")
-        message = (f"Savepoint failed for savepointTriggerNonce: {pending.get('nonce')}: {reason}"
-                   if trigger_type == "MANUAL" else f"Periodic savepoint failed: {reason}")
-        self._event("SavepointError", message, "Warning", "Operator")
-        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
-            info.pop(key, None)
-        if trigger_type == "PERIODIC":
-            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
-        else:
-            self._reconcile_nonce(pending.get("nonce"))
 
     # ----------------------------------------------------------------- snapshots and rollback
     def _job_running(self) -> bool:

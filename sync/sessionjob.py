@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 from . import flinkconf, snapshots
-from .deployment import OP, _duration_ms, _opt, iso, settled
+from .deployment import OP, _opt, iso
+from .pending import PendingOperations, settled
 from .diff import DiffType, classify
 from .ids import derive_id
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
@@ -45,7 +46,7 @@ def session_config(settings: CoreSettings, namespace: str, session: dict[str, An
                                            session_spec.get("flinkConfiguration"), spec.flinkConfiguration)
 
 
-class _SessionJobSync:
+class _SessionJobSync(PendingOperations):
     def __init__(self, parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
                  now_ms: int, settings: CoreSettings, jar_allowlist: tuple[str, ...]):
         meta = parent.get("metadata") or {}
@@ -67,16 +68,22 @@ class _SessionJobSync:
         self.desired: FlinkSessionJobSpec | None = None
         self.config: dict[str, str] = {}
         self.invalid: str | None = None
-        self.waiting = False
+        self.waiting_progress = False
         self.waiting_reason: str | None = None
 
     # ------------------------------------------------------------------ helpers
     def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "Job") -> None:
         self.events.append(Event(reason=reason, message=message, type=kind, component=component))  # type: ignore[arg-type]
 
-    def _record(self, spec: dict[str, Any], first: bool = False) -> None:
+    def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
         self.recon["lastReconciledSpec"] = serialize_reconciled(parse_session_job_spec(spec), first)
         self.reconciled = spec
+
+    def _recon(self) -> dict[str, Any]:
+        return self.recon
+
+    def _job_status(self) -> dict[str, Any]:
+        return self.job_status
 
     def _mark_stable(self) -> None:
         if self.recon.get("lastReconciledSpec"):
@@ -209,7 +216,7 @@ class _SessionJobSync:
                         + ", ".join(fields) + "]), starting reconciliation.", component="JobManagerDeployment")
         retry_at = self.internal.get("retryAt")
         if retry_at and self.now_ms < retry_at:
-            self.waiting = True
+            self.waiting_progress = True
             return
         self.internal.pop("retryAt", None)
         self._upgrade(diff)
@@ -237,10 +244,10 @@ class _SessionJobSync:
                                        "spec": json.dumps(spec_json(self.desired), sort_keys=True, separators=(",", ":"))}
         self.internal.pop("submitted", None)
         self.job_status.update({"jobId": job_id, "jobName": self.name, "state": "RECONCILING"})
-        self._record(self._target("suspended", restore_mode), first=first)
+        self._record_reconciled(self._target("suspended", restore_mode), first=first)
         self.recon["state"] = "UPGRADING"
         self.recon["reconciliationTimestamp"] = self.now_ms
-        self.waiting = True
+        self.waiting_progress = True
 
     def _submit(self, submission: dict[str, Any]) -> None:
         spec = parse_session_job_spec(json.loads(submission["spec"]))
@@ -264,13 +271,13 @@ class _SessionJobSync:
             spec_dict = copy.deepcopy(self.reconciled or {})
             spec_dict["job"]["state"] = "running"
             _, first = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
-            self._record(spec_dict, first)
+            self._record_reconciled(spec_dict, first)
             self.recon["state"] = "DEPLOYED"
             self.recon["reconciliationTimestamp"] = self.now_ms
             if submission.pop("markStable", False):
                 self._mark_stable()
             self._event("Submit", "Starting deployment")
-        self.waiting = True
+        self.waiting_progress = True
 
     def _upgrade(self, diff: DiffType) -> None:
         assert self.desired is not None and self.desired.job is not None
@@ -283,7 +290,7 @@ class _SessionJobSync:
         if submission and current == "suspended":
             self.internal.pop("submission")
             self.internal.pop("submitted", None)
-            self.waiting = True
+            self.waiting_progress = True
             return
         if wanted == "suspended":
             if self.recon.get("state") == "UPGRADING":
@@ -299,12 +306,12 @@ class _SessionJobSync:
         if state in TERMINAL_JOB_STATES or (self.flink is not None and self.flink.reachable
                                              and self.flink.jobs is not None and self.flink.job(job_id) is None):
             if state in TERMINAL_JOB_STATES and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
-                self.waiting = True
+                self.waiting_progress = True
                 return
             self._finish_suspend(wanted, "stateless" if mode == "stateless" else "savepoint")
             return
         if state == "CANCELLING":
-            self.waiting = True
+            self.waiting_progress = True
             return
         self._event("Suspended", "Suspending existing deployment.", component="JobManagerDeployment")
         if diff == DiffType.SAVEPOINT_REDEPLOY:
@@ -318,118 +325,22 @@ class _SessionJobSync:
                        "startedAt": self.now_ms}
             self.internal["pending"] = pending  # issued on the next sync, once durable
         else:
-            self.waiting = True
+            self.waiting_progress = True
             return
         self.recon["state"] = "UPGRADING"
-        self.waiting = True
+        self.waiting_progress = True
 
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
-        self._record(self._target("suspended", restore_mode))
+        self._record_reconciled(self._target("suspended", restore_mode))
         if wanted == "running":
             self.recon["state"] = "UPGRADING"
         else:
             self.recon["state"] = "DEPLOYED"
             self._mark_stable()
-        self.waiting = True
+        self.waiting_progress = True
 
-    def _progress_pending(self) -> None:
-        pending = self.internal["pending"]
-        flink = self.flink
-        self.waiting = True
-        if pending["op"] == "cancel":
-            if flink is None or not flink.reachable or flink.jobs is None:
-                return
-            job = flink.job(pending["jobId"])
-            if job is None or job.state in TERMINAL_JOB_STATES:
-                if job is not None and not pending.get("checkpointRecorded"):
-                    if not settled(job, self.now_ms):
-                        return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
-                    self.job_status["state"] = job.state
-                    if flink.latest_checkpoint_path:
-                        self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
-                    pending["checkpointRecorded"] = True
-                    self.internal["checkpointOf"] = job.job_id
-                    return
-                self.internal.pop("pending")
-                if pending.get("purpose") == "delete":
-                    self.internal["deleteReady"] = True
-                    return
-                self._finish_suspend(self._wanted(), pending.get("restoreMode") or "savepoint")
-            elif not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > 30_000:
-                self.actions.append(Action("cancel", {"job_id": pending["jobId"]}, required=pending.get("purpose") != "delete"))
-                pending["issuedAt"] = self.now_ms
-                self.job_status["state"] = "CANCELLING"
-            return
-        trigger = flink.trigger if flink is not None and flink.reachable else None
-        timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
-                                  self.config.get("execution.checkpointing.timeout") or "10 min")
-        if trigger is None or trigger.state == "IN_PROGRESS":
-            if self.now_ms - pending["startedAt"] > timeout_ms:
-                self._pending_failed(pending, "Timed out waiting for the savepoint")
-            return
-        if trigger.state == "UNKNOWN_TRIGGER":
-            self.actions.append(snapshots.stop_action(pending, self.config) if pending["op"] == "stop" else snapshots.savepoint_action(pending, self.config))
-            return
-        if trigger.state == "FAILED" or not trigger.location:
-            self._pending_failed(pending, trigger.failure or "Savepoint failed")
-            return
-        self.internal.pop("pending")
-        self.internal.pop("attempts", None)
-        location = trigger.location
-        if pending["op"] == "stop":
-            self.job_status["upgradeSavepointPath"] = location
-            self.internal["checkpointOf"] = pending["jobId"]
-            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
-            if pending.get("purpose") == "delete":
-                self.internal["deleteReady"] = True
-                return
-            self.job_status["state"] = "FINISHED"
-            self._finish_suspend(self._wanted(), "savepoint")
-            return
-        self._add_savepoint(location, pending["startedAt"], pending.get("triggerType", "MANUAL"), pending.get("nonce"))
-        info = self.job_status.setdefault("savepointInfo", {})
-        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
-            info.pop(key, None)
-        if pending.get("triggerType") == "PERIODIC":
-            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
-        else:
-            self._reconcile_nonce(pending.get("nonce"))
-
-    def _wanted(self) -> str:
+    def _wanted_state(self) -> str:
         return self.desired.job.state if self.desired is not None and self.desired.job is not None else "running"
-
-    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
-        self.internal.pop("pending")
-        info = self.job_status.setdefault("savepointInfo", {})
-        if pending["op"] == "stop":
-            message = f"Savepoint Error: {reason}"
-            self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
-            self._event("SavepointError", message, "Warning", "JobManagerDeployment")
-            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
-            self.internal["retryAt"] = self.now_ms + 15_000
-            if self.recon.get("state") == "UPGRADING":
-                self.recon["state"] = "DEPLOYED"
-            return
-        self._event("SavepointError", f"Savepoint failed: {reason}", "Warning", "Operator")
-        for key in ("triggerId", "triggerTimestamp", "triggerType", "formatType"):
-            info.pop(key, None)
-        if pending.get("triggerType") == "PERIODIC":
-            info["lastPeriodicSavepointTimestamp"] = pending["startedAt"]
-        else:
-            self._reconcile_nonce(pending.get("nonce"))
-
-    def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
-        self.actions += snapshots.add_savepoint(self.job_status.setdefault("savepointInfo", {}), self.config,
-                                                self.now_ms, location, timestamp, trigger_type, nonce)
-
-    def _reconcile_nonce(self, nonce: int | None) -> None:
-        was_stable = self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec")
-        spec = copy.deepcopy(self.reconciled or {})
-        spec.setdefault("job", {})["savepointTriggerNonce"] = nonce
-        _, first = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
-        self._record(spec, first)
-        if was_stable:
-            self._mark_stable()
 
     def _other_changes(self) -> None:
         submission = self.internal.get("submission")
@@ -453,7 +364,7 @@ class _SessionJobSync:
         self.job_status.setdefault("savepointInfo", {}).update({
             "triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
             "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-        self.waiting = True
+        self.waiting_progress = True
 
     def _periodic_due_in_ms(self) -> int | None:
         return snapshots.periodic_due_in_ms(self.config, self.job_status, self.now_ms)
@@ -517,7 +428,7 @@ class _SessionJobSync:
         if not self.job_status:
             self.status.pop("jobStatus", None)
         if resync is None:
-            if self.waiting or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
+            if self.waiting_progress or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
                     self.status.get("lifecycleState") == "DEPLOYED":
                 resync = self.settings.progress_interval_s
             else:

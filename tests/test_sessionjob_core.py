@@ -150,3 +150,31 @@ def test_bad_jar_uri_is_a_clear_error_and_nothing_runs():
     parent["spec"]["job"]["jarURI"] = "http://10.0.0.5/counter.jar"
     result = run(session, parent)
     assert "spec.job.jarURI" in result.status["error"]
+
+
+def test_a_stop_whose_result_flink_forgot_completes_from_the_jobs_last_checkpoint():
+    """The JobManager restarted (or 5 min passed) after the stop-with-savepoint: Flink no longer knows the
+    trigger, but the job did stop. Its latest savepoint/checkpoint is the restore point; re-issuing the stop on
+    a finished job would only fail, again and again, with the job down."""
+    session, parent = Session(), copy.deepcopy(JOB)
+    run(session, parent, syncs=4)
+    old = parent["status"]["jobStatus"]["jobId"]
+    parent["spec"]["job"]["parallelism"] = 2
+    parent["metadata"]["generation"] = 2
+    for _ in range(6):
+        run(session, parent)
+        if session.triggers:
+            break
+    assert session.jobs[old]["state"] == "FINISHED" and session.triggers, "the stop was issued"
+    location = next(iter(session.triggers.values()))["location"]
+    session.triggers.clear()  # the JobManager forgot the operation
+    session.jobs[old]["checkpoint"] = location
+    stops = []
+    for _ in range(8):
+        result = run(session, parent)
+        stops += [a for a in result.actions if a.kind == "stop_with_savepoint"]
+    assert stops == []
+    assert parent["status"]["jobStatus"]["upgradeSavepointPath"] == location
+    new = parent["status"]["jobStatus"]["jobId"]
+    assert new != old and session.jobs[new]["state"] == "RUNNING" and session.jobs[new]["restored"] == location
+    assert "error" not in parent["status"]

@@ -1,0 +1,205 @@
+"""In-flight Flink operations of one job, shared by FlinkDeployments and FlinkSessionJobs.
+
+`status.flinkSync.pending` records an operation before it is issued (intent first): a stop-with-savepoint,
+a cancel, or a savepoint, with the job id and a deterministic trigger id. Each sync polls it from what Flink
+reports and either waits, re-issues it with the same trigger id, completes it (the savepoint path goes to
+status before anything that depends on it changes) or fails it (the job keeps running; an upgrade is
+retried later). What differs between the two resource kinds (how a suspend is recorded, where events go)
+comes from the class that mixes this in.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from . import snapshots
+from .model import Action, Event, FlinkObservation
+from .snapshots import _duration_ms
+from .spec import deserialize_reconciled
+from .status import TERMINAL_JOB_STATES, error_json
+
+CHECKPOINT_STATS_SETTLE_MS = 4_000
+UPGRADE_RETRY_MS = 15_000
+CANCEL_REISSUE_MS = 30_000
+_TRIGGER_KEYS = ("triggerId", "triggerTimestamp", "triggerType", "formatType")
+
+
+def settled(job: Any, now_ms: int) -> bool:
+    """Flink caches checkpoint statistics (web.refresh-interval, 3 s): trust "the latest checkpoint" of a job
+    only once it ended longer ago than that (an unknown end time counts as long ago)."""
+    return job.end_time is None or now_ms - int(job.end_time) >= CHECKPOINT_STATS_SETTLE_MS
+
+
+class PendingOperations:
+    """Mixed into a sync of one resource. The host provides the state below and the hooks at the end."""
+
+    internal: dict[str, Any]
+    status: dict[str, Any]
+    flink: FlinkObservation | None
+    now_ms: int
+    config: dict[str, str]
+    actions: list[Action]
+    events: list[Event]
+    reconciled: dict[str, Any] | None
+    waiting_progress: bool
+
+    def _progress_pending(self) -> None:
+        pending = self.internal["pending"]
+        self.waiting_progress = True
+        if pending["op"] == "cancel":
+            self._progress_cancel(pending)
+        else:
+            self._progress_trigger(pending)
+
+    def _progress_cancel(self, pending: dict[str, Any]) -> None:
+        flink = self.flink
+        if flink is None or not flink.reachable or flink.jobs is None:
+            return  # nothing known: wait
+        job = flink.job(pending["jobId"])
+        if job is not None and job.state not in TERMINAL_JOB_STATES:
+            if not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > CANCEL_REISSUE_MS:
+                # The cancel intent is durable (it came in with the status): ask Flink, again after 30 s.
+                self.actions.append(Action("cancel", {"job_id": pending["jobId"]},
+                                           required=pending.get("purpose") != "delete"))
+                pending["issuedAt"] = self.now_ms
+                self._job_status()["state"] = "CANCELLING"
+            return
+        if job is not None and not pending.get("checkpointRecorded"):
+            if not settled(job, self.now_ms):
+                return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
+            # Record the terminal state and the last checkpoint first; finish on the next sync.
+            self._job_status()["state"] = job.state
+            if flink.latest_checkpoint_path:
+                self._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
+            pending["checkpointRecorded"] = True
+            self.internal["checkpointOf"] = job.job_id
+            return
+        self.internal.pop("pending")
+        if pending.get("purpose") == "delete":
+            self.internal["deleteReady"] = True
+            return
+        self._finish_suspend(self._wanted_state(), pending.get("restoreMode") or "savepoint")
+
+    def _progress_trigger(self, pending: dict[str, Any]) -> None:
+        """A stop-with-savepoint or a savepoint, polled by its trigger id."""
+        flink = self.flink
+        op = pending["op"]
+        trigger = flink.trigger if flink is not None and flink.reachable else None
+        timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
+                                  self.config.get("execution.checkpointing.timeout") or "10 min")
+        if trigger is None:
+            if self.now_ms - pending["startedAt"] > timeout_ms:
+                self._pending_failed(pending, "Flink did not report the savepoint in time")
+            return
+        assert flink is not None
+        if trigger.state == "UNKNOWN_TRIGGER":
+            # Flink never received the trigger (or restarted): ask again with the same trigger id.
+            job = flink.job(pending["jobId"])
+            if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path:
+                # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
+                # its latest savepoint/checkpoint is the restore point.
+                self._pending_completed(pending, flink.latest_checkpoint_path)
+                return
+            if job is not None and job.state != "RUNNING" and op == "savepoint":
+                self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
+                return
+            self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop"
+                                else snapshots.savepoint_action(pending, self.config))
+            return
+        if trigger.state == "IN_PROGRESS":
+            if self.now_ms - pending["startedAt"] > timeout_ms:
+                self._pending_failed(pending, "Timed out waiting for the savepoint")
+            return
+        if trigger.state == "FAILED" or not trigger.location:
+            self._pending_failed(pending, trigger.failure or "Savepoint failed")
+            return
+        self._pending_completed(pending, trigger.location)
+
+    def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
+        self.internal.pop("pending")
+        self.internal.pop("attempts", None)
+        if pending["op"] == "stop":
+            self._job_status()["upgradeSavepointPath"] = location
+            self.internal["checkpointOf"] = pending["jobId"]  # the stop's savepoint is this job's restore point
+            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
+            if pending.get("purpose") == "delete":
+                self.internal["deleteReady"] = True
+                return
+            self._job_status()["state"] = "FINISHED"
+            self._finish_suspend(self._wanted_state(), "savepoint")
+            return
+        trigger_type = pending.get("triggerType", "MANUAL")
+        nonce = pending.get("nonce")
+        self._add_savepoint(location, pending["startedAt"], trigger_type, nonce)
+        self._savepoint_done(trigger_type, nonce, pending["startedAt"])
+
+    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
+        self.internal.pop("pending")
+        if pending["op"] == "stop":
+            message = f"Savepoint Error: {reason}"
+            self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
+            self._event("SavepointError", message, "Warning")
+            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
+            self.internal["retryAt"] = self.now_ms + UPGRADE_RETRY_MS
+            if self._recon().get("state") == "UPGRADING":
+                self._recon()["state"] = "DEPLOYED"  # the job keeps running; the upgrade is retried later
+            return
+        trigger_type = pending.get("triggerType", "MANUAL")
+        message = (f"Savepoint failed for savepointTriggerNonce: {pending.get('nonce')}: {reason}"
+                   if trigger_type == "MANUAL" else f"Periodic savepoint failed: {reason}")
+        self._event("SavepointError", message, "Warning", "Operator")
+        self._savepoint_done(trigger_type, pending.get("nonce"), pending["startedAt"])
+
+    def _savepoint_done(self, trigger_type: str, nonce: int | None, started_at: int) -> None:
+        """A savepoint ended (either way): clear its trigger; a periodic one counts from its start, a manual one
+        marks its nonce as handled."""
+        info = self._savepoint_info()
+        for key in _TRIGGER_KEYS:
+            info.pop(key, None)
+        if trigger_type == "PERIODIC":
+            info["lastPeriodicSavepointTimestamp"] = started_at
+        else:
+            self._reconcile_nonce(nonce)
+
+    def _add_savepoint(self, location: str, timestamp: int, trigger_type: str, nonce: int | None) -> None:
+        self.actions += snapshots.add_savepoint(self._savepoint_info(), self.config, self.now_ms, location, timestamp,
+                                                trigger_type, nonce)
+
+    def _reconcile_nonce(self, nonce: int | None) -> None:
+        """Advance savepointTriggerNonce in the recorded spec (and the stable one when they were equal)."""
+        recon = self._recon()
+        was_stable = recon.get("lastReconciledSpec") == recon.get("lastStableSpec")
+        spec = copy.deepcopy(self.reconciled or {})
+        if spec.get("job") is None:
+            return
+        spec["job"]["savepointTriggerNonce"] = nonce
+        _, first = deserialize_reconciled(recon.get("lastReconciledSpec"))
+        self._record_reconciled(spec, first)
+        if was_stable:
+            self._mark_stable()
+
+    # --- provided by the resource's sync -------------------------------------------------------------------
+    def _recon(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _job_status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _savepoint_info(self) -> dict[str, Any]:
+        return self._job_status().setdefault("savepointInfo", {})
+
+    def _event(self, reason: str, message: str, kind: str = "Normal", component: str | None = None) -> None:
+        raise NotImplementedError
+
+    def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
+        raise NotImplementedError
+
+    def _mark_stable(self) -> None:
+        raise NotImplementedError
+
+    def _wanted_state(self) -> str:
+        raise NotImplementedError
+
+    def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
+        """The job is stopped and its restore path is in status: record the suspended spec."""
+        raise NotImplementedError

@@ -16,7 +16,7 @@ from .sim import World
 from .test_state_machine import BASE
 
 OPS = st.sampled_from(["parallelism", "suspend", "resume", "restart", "savepoint_nonce", "image", "invalid",
-                       "flink_down", "flink_up", "lose_writes", "keep_writes", "tick", "tick"])
+                       "flink_down", "flink_up", "lose_writes", "keep_writes", "forget_triggers", "tick", "tick"])
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,6 +72,9 @@ def test_random_operations_keep_the_invariants_and_settle(mode, ops, parallelism
             w.lose_status_writes = True
         elif op == "keep_writes":
             w.lose_status_writes = False
+        elif op == "forget_triggers" and w.cluster is not None:
+            # The JobManager restarted (or rest.async.store-duration passed): savepoint/stop results are gone.
+            w.cluster.triggers.clear()
         w.tick()
         check_sync()
 

@@ -20,7 +20,7 @@ _ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?
 
 
 def parse_duration(text: str | int) -> int:
-    """Milliseconds of a Flink Duration option value. Quartz cron expressions are not durations."""
+    """Milliseconds of a Flink Duration option value (for cron expressions see sync/schedule.py)."""
     raw = str(text).strip()
     match = _DURATION.match(raw)
     if match:
@@ -34,4 +34,4 @@ def parse_duration(text: str | int) -> int:
         days, hours, minutes, seconds = iso.groups()
         return int((int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60
                     + float(seconds or 0)) * 1000)
-    raise DurationError(f"'{text}' is not a duration (e.g. 30 s, 5 min, 6h, 1d); cron expressions are not supported")
+    raise DurationError(f"'{text}' is not a duration (e.g. 30 s, 5 min, 6h, 1d)")

@@ -7,6 +7,7 @@ from typing import Any
 from . import flinkconf
 from .durations import DurationError, parse_duration
 from .model import Action
+from .schedule import ScheduleError, parse_schedule
 from .validation import SAVEPOINT_DIR_KEYS
 
 OP = "kubernetes.operator."
@@ -68,16 +69,14 @@ def add_savepoint(info: dict[str, Any], config: dict[str, str], now_ms: int, loc
 
 
 def periodic_due_in_ms(config: dict[str, str], job_status: dict[str, Any], now_ms: int) -> int | None:
-    """Milliseconds until the next periodic savepoint (<= 0: due now), or None when periodic savepoints are off."""
-    text = config.get(OP + "periodic.savepoint.interval")
-    if not text:
-        return None
+    """Milliseconds until the next periodic savepoint (<= 0: due now), or None when periodic savepoints are off.
+    The interval is a duration or a Quartz cron expression (sync/schedule.py), counted from the later of the
+    last periodic savepoint and the job's start."""
     try:
-        interval = parse_duration(text)
-    except DurationError:
-        return None
-    if interval <= 0:
-        return None
+        schedule = parse_schedule(config.get(OP + "periodic.savepoint.interval"))
+    except ScheduleError:
+        return None  # validation reports it
     info = job_status.get("savepointInfo") or {}
     last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0), int(job_status.get("startTime") or 0))
-    return last + interval - now_ms
+    due = schedule.next_after(last)
+    return None if due is None else due - now_ms

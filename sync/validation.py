@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from . import flinkconf, versions
 from .durations import DurationError, parse_duration
 from .quantity import QuantityError, parse_k8s_quantity, parse_memory
+from .schedule import ScheduleError, parse_schedule
 from .render import ingress_url, is_ha_enabled
 from .spec import FlinkDeploymentSpec, FlinkSessionJobSpec, JobManagerSpec, JobSpec, TaskManagerSpec
 
@@ -162,8 +163,12 @@ def _job_errors(job: JobSpec, config: Mapping[str, str], tm_replicas: int | None
             return (f"spec.flinkConfiguration.kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age: "
                     f"In order to use max-checkpoint age functionality config key[{key}] must be set to allow "
                     "triggering savepoint upgrades.")
-    for key in ("kubernetes.operator.periodic.savepoint.interval", "kubernetes.operator.periodic.checkpoint.interval",
-                "kubernetes.operator.savepoint.history.max.age", "kubernetes.operator.deployment.readiness.timeout"):
+    for key in ("kubernetes.operator.periodic.savepoint.interval", "kubernetes.operator.periodic.checkpoint.interval"):
+        try:
+            parse_schedule(config.get(key))  # a duration or a Quartz cron expression
+        except ScheduleError as exc:
+            return f"spec.flinkConfiguration.{key}: {exc}"
+    for key in ("kubernetes.operator.savepoint.history.max.age", "kubernetes.operator.deployment.readiness.timeout"):
         if config.get(key):
             try:
                 parse_duration(config[key])

@@ -151,6 +151,21 @@ def test_periodic_savepoints_and_history_limits():
     assert disposed, "savepoints beyond the history limit are disposed"
 
 
+def test_periodic_savepoints_on_a_quartz_cron_schedule():
+    """Every 10 s by the clock (`*/10` seconds): a savepoint per fire time, and the resync is shortened to it."""
+    w = deployed(world("savepoint", **{"kubernetes.operator.periodic.savepoint.interval": "*/10 * * * * ?"}))
+    w.now_ms = (w.now_ms // 10_000 + 1) * 10_000 + 1_000  # one second past a fire time
+    taken = []
+    for _ in range(35):
+        result = w.sync()
+        taken += [w.now_ms for a in result.actions if a.kind == "trigger_savepoint"]
+        assert result.resync_after_seconds is not None and result.resync_after_seconds <= 10
+        w.tick()
+    assert len(taken) >= 3 and all(b - a >= 9_000 for a, b in zip(taken, taken[1:])), taken
+    info = w.status["jobStatus"]["savepointInfo"]
+    assert info["lastSavepoint"]["triggerType"] == "PERIODIC"
+
+
 def test_savepoint_failure_keeps_the_cluster_and_retries():
     w = deployed(world("savepoint"))
     job = w.running_job()

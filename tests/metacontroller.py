@@ -212,6 +212,18 @@ def delete(cluster: Cluster, kind: str, name: str, namespace: str = "default") -
     obj["metadata"]["deletionTimestamp"] = cluster.clock()
 
 
+def controllers(url: str, cluster: Cluster, version: str = "v1",
+                kubelet: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None) -> tuple[Controller, Controller]:
+    """The two CompositeControllers of metacontroller/ against a hook server at `url`: FlinkDeployment (with
+    its child kinds) and FlinkSessionJob. `kubelet` reports Deployment status (default: all available)."""
+    deployments = Controller(cluster, "FlinkDeployment", f"{url}/sync/flinkdeployment", f"{url}/finalize/flinkdeployment",
+                             f"{url}/customize/flinkdeployment", version,
+                             ("ConfigMap", "Service", "Deployment", "Ingress"), kubelet=kubelet or available)
+    session_jobs = Controller(cluster, "FlinkSessionJob", f"{url}/sync/flinksessionjob", f"{url}/finalize/flinksessionjob",
+                              f"{url}/customize/flinksessionjob", version, ())
+    return deployments, session_jobs
+
+
 def available(deployment: dict[str, Any]) -> dict[str, Any]:
     """A kubelet stand-in for tests without Flink: every Deployment is fully available."""
     replicas = deployment["spec"].get("replicas", 1)

@@ -9,7 +9,7 @@ import yaml
 from sync import flinkconf, podtemplate, quantity
 from sync.diff import DiffType, classify
 from sync.durations import DurationError, parse_duration
-from sync.render import ClusterPlan, effective_config, parallelism_and_replicas, render_cluster
+from sync.render import ClusterPlan, parallelism_and_replicas, render_cluster
 from sync.spec import SpecError, deserialize_reconciled, parse_deployment_spec, serialize_reconciled, spec_json
 from sync.status import lifecycle_state
 from sync.validation import validate_deployment, validate_session_job

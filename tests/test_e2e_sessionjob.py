@@ -21,7 +21,7 @@ from tests.flinkbed import COUNTER_JOB_CLASS, counter_args, read_counter
 from tests.flinkbed.fixtures import JM_PROCESS_MEMORY, TM_PROCESS_MEMORY
 from tests.flinkbed.rest import same_path
 
-from .metacontroller import Cluster, Controller, create, delete, update_spec
+from .metacontroller import Cluster, controllers, create, delete, update_spec
 from .server import free_port, hook_server
 
 pytestmark = [pytest.mark.flink, pytest.mark.timeout(600)]
@@ -68,12 +68,8 @@ class SessionBed:
     def __init__(self, url: str, runner: Any):
         self.cluster = Cluster()
         self.runner = runner
-        self.fd = Controller(self.cluster, "FlinkDeployment", f"{url}/sync/flinkdeployment",
-                             f"{url}/finalize/flinkdeployment", f"{url}/customize/flinkdeployment", "v1",
-                             ("ConfigMap", "Service", "Deployment", "Ingress"),
-                             kubelet=lambda d: runner.deployment_status(d["metadata"]["name"]))
-        self.sj = Controller(self.cluster, "FlinkSessionJob", f"{url}/sync/flinksessionjob",
-                             f"{url}/finalize/flinksessionjob", f"{url}/customize/flinksessionjob", "v1", ())
+        self.fd, self.sj = controllers(url, self.cluster,
+                                       kubelet=lambda d: runner.deployment_status(d["metadata"]["name"]))
 
     def status(self, name: str) -> dict[str, Any]:
         obj = self.cluster.get("FlinkSessionJob", "default", name)

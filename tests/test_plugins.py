@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import sys
 from importlib import metadata
 
 import pytest

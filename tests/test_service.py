@@ -10,7 +10,7 @@ import requests
 import yaml
 
 from .helpers import EXAMPLES, example_resources
-from .metacontroller import Cluster, Controller, HookError, available, create, delete, post_json, update_spec
+from .metacontroller import Cluster, HookError, controllers, create, delete, post_json, update_spec
 from .server import hook_server
 
 DEPLOYMENTS = example_resources("FlinkDeployment")
@@ -21,15 +21,6 @@ SESSION_EXAMPLES = ["basic-session-deployment-and-job.yaml"]
 def server():
     with hook_server() as url:
         yield url
-
-
-def controllers(url: str, cluster: Cluster, version: str = "v1") -> tuple[Controller, Controller]:
-    deployments = Controller(cluster, "FlinkDeployment", f"{url}/sync/flinkdeployment", f"{url}/finalize/flinkdeployment",
-                             f"{url}/customize/flinkdeployment", version,
-                             ("ConfigMap", "Service", "Deployment", "Ingress"), kubelet=available)
-    session_jobs = Controller(cluster, "FlinkSessionJob", f"{url}/sync/flinksessionjob", f"{url}/finalize/flinksessionjob",
-                              f"{url}/customize/flinksessionjob", version, ())
-    return deployments, session_jobs
 
 
 def test_health_and_metrics(server):
@@ -81,7 +72,7 @@ def test_session_cluster_and_session_job_example(server):
 def test_v2_children_keys(server):
     cluster = Cluster()
     fd, _ = controllers(server, cluster, "v2")
-    name, resource = DEPLOYMENTS[0][0], DEPLOYMENTS[0][1]
+    resource = DEPLOYMENTS[0][1]
     create(cluster, resource)
     assert fd.settle(resource["metadata"]["name"]) <= 6
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
-
 from sync.spec import deserialize_reconciled
 
 from .sim import World

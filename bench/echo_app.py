@@ -26,32 +26,14 @@ def create_echo_app() -> Flask:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from hooks import gunicorn_conf
+    from hooks.cli import run_gunicorn
 
     parser = argparse.ArgumentParser(prog="python -m bench.echo_app")
     parser.add_argument("--bind", default="127.0.0.1:8099")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            # The same keys `flink-sync serve` copies from hooks/gunicorn_conf.py (hooks/cli.py: cmd_serve).
-            for key in ("workers", "threads", "worker_class", "timeout", "graceful_timeout", "keepalive",
-                        "errorlog", "loglevel", "max_requests", "max_requests_jitter"):
-                self.cfg.set(key, getattr(gunicorn_conf, key))
-            self.cfg.set("bind", [args.bind])
-            if args.workers:
-                self.cfg.set("workers", args.workers)
-            if args.threads:
-                self.cfg.set("threads", args.threads)
-
-        def load(self) -> Flask:
-            return create_echo_app()
-
-    Server().run()
+    run_gunicorn(create_echo_app, args.bind, args.workers, args.threads)  # exactly as `flink-sync serve`
     return 0
 
 

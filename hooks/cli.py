@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,36 +143,43 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def run_gunicorn(load_app: Callable[[], Any], bind: str, workers: int | None = None, threads: int | None = None,
+                 certfile: str | None = None, keyfile: str | None = None) -> None:
+    """Serve a WSGI app with the settings of hooks/gunicorn_conf.py (worker class, timeouts, keep-alive …);
+    `flink-sync serve` and the benchmark's echo app both run this way."""
     from gunicorn.app.base import BaseApplication
 
     from . import gunicorn_conf
-    from .app import create_app
-
-    logging.basicConfig(level=os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO").upper(), format="%(message)s")
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key in ("workers", "threads", "worker_class", "timeout", "graceful_timeout", "keepalive",
                         "errorlog", "loglevel", "max_requests", "max_requests_jitter"):
                 self.cfg.set(key, getattr(gunicorn_conf, key))
-            self.cfg.set("bind", [args.bind])
-            # Optional TLS between Metacontroller and the hooks (point the CompositeController's
-            # webhook.caBundle at the issuing CA).
-            cert = args.certfile or os.environ.get("FLINK_SYNC_TLS_CERT_FILE")
-            key = args.keyfile or os.environ.get("FLINK_SYNC_TLS_KEY_FILE")
-            if cert and key:
-                self.cfg.set("certfile", cert)
-                self.cfg.set("keyfile", key)
-            if args.workers:
-                self.cfg.set("workers", args.workers)
-            if args.threads:
-                self.cfg.set("threads", args.threads)
+            self.cfg.set("bind", [bind])
+            if certfile and keyfile:
+                self.cfg.set("certfile", certfile)
+                self.cfg.set("keyfile", keyfile)
+            if workers:
+                self.cfg.set("workers", workers)
+            if threads:
+                self.cfg.set("threads", threads)
 
-        def load(self):
-            return create_app()
+        def load(self) -> Any:
+            return load_app()
 
     Server().run()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    logging.basicConfig(level=os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO").upper(), format="%(message)s")
+    # Optional TLS between Metacontroller and the hooks (point the CompositeController's webhook.caBundle at
+    # the issuing CA).
+    run_gunicorn(create_app, args.bind, args.workers, args.threads,
+                 certfile=args.certfile or os.environ.get("FLINK_SYNC_TLS_CERT_FILE"),
+                 keyfile=args.keyfile or os.environ.get("FLINK_SYNC_TLS_KEY_FILE"))
     return 0
 
 

@@ -172,23 +172,29 @@ SESSION = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
 
 
 class SessionJobWorld:
-    """A FlinkSessionJob, its READY session cluster, and a Flink that runs what is submitted."""
+    """A FlinkSessionJob, its READY session cluster, and a Flink that runs what is submitted (reporting
+    `latest_checkpoint_path` as a job's latest checkpoint); `submitted_from` is each submission's restore path."""
 
-    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION):
+    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION,
+                 latest_checkpoint_path: str | None = None):
         self.parent = as_parent({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
                                  "metadata": {"name": "basic-session-job-example"},
                                  "spec": {"deploymentName": "basic-session-deployment-example",
                                           "job": {"jarURI": jar, "parallelism": 4, "upgradeMode": "stateless"}}})
         self.session = session
         self.jobs: dict[str, str] = {}
+        self.latest_checkpoint_path = latest_checkpoint_path
+        self.submitted_from: list[str | None] = []
         self.now = NOW_MS
 
     def sync(self) -> None:
-        observation = FlinkObservation(reachable=True, jobs=tuple(JobInfo(j, "job", s, 1) for j, s in self.jobs.items()))
+        observation = FlinkObservation(reachable=True, latest_checkpoint_path=self.latest_checkpoint_path,
+                                       jobs=tuple(JobInfo(j, "job", s, 1) for j, s in self.jobs.items()))
         result = sync_session_job(copy.deepcopy(self.parent), self.session, observation, self.now, SETTINGS)
         for action in result.actions:
             if action.kind == "submit_job":
                 self.jobs[action.params["job_id"]] = "RUNNING"
+                self.submitted_from.append(action.params.get("savepoint_path"))
             elif action.kind == "cancel":
                 self.jobs[action.params["job_id"]] = "CANCELED"
         status = copy.deepcopy(result.status)

@@ -1,14 +1,8 @@
 """Regression tests for bugs found while writing the docs (savepoint redeploys, manual restore, retries)."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from sync.model import FlinkObservation, JobInfo
-from sync.sessionjob import sync_session_job
-
-from .helpers import SETTINGS
 from .sim import World
 from .test_argocd_health import SessionJobWorld
 from .test_kubectl_wait import _deployment, kubectl_wait_satisfied
@@ -29,32 +23,9 @@ def test_savepoint_redeploy_of_a_stateless_deployment_starts_from_initial_savepo
     assert world.running_job().restored_from == "file:/sp/wanted"
 
 
-class _CheckpointingSessionJobWorld(SessionJobWorld):
-    """As SessionJobWorld, and Flink reports a latest checkpoint; records the restore path of each submission."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.submitted_from: list[str | None] = []
-
-    def sync(self) -> None:
-        observation = FlinkObservation(reachable=True, latest_checkpoint_path="file:/cp/latest",
-                                       jobs=tuple(JobInfo(j, "job", s, 1) for j, s in self.jobs.items()))
-        result = sync_session_job(copy.deepcopy(self.parent), self.session, observation, self.now, SETTINGS)
-        for action in result.actions:
-            if action.kind == "submit_job":
-                self.jobs[action.params["job_id"]] = "RUNNING"
-                self.submitted_from.append(action.params["savepoint_path"])
-            elif action.kind == "cancel":
-                self.jobs[action.params["job_id"]] = "CANCELED"
-        status = copy.deepcopy(result.status)
-        status["observedGeneration"] = self.parent["metadata"]["generation"]
-        self.parent["status"] = status
-        self.now += 1000
-
-
 @pytest.mark.parametrize("mode", ["stateless", "savepoint"])
 def test_savepoint_redeploy_of_a_session_job_submits_from_initial_savepoint_path(mode):
-    world = _CheckpointingSessionJobWorld()
+    world = SessionJobWorld(latest_checkpoint_path="file:/cp/latest")
     world.parent["spec"]["flinkConfiguration"] = dict(STATE_DIRS)
     world.parent["spec"]["job"]["upgradeMode"] = mode
     world.run_until(lambda s: s["lifecycleState"] == "STABLE" and s["jobStatus"]["state"] == "RUNNING")

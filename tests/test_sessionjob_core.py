@@ -22,41 +22,74 @@ JOB = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
 
 
 class Session:
-    """A session cluster's REST behaviour: submitted jobs, savepoint triggers, cancel."""
+    """A session cluster as its REST API behaves: submitted jobs (a job id only once), savepoint and stop
+    triggers (a repeated trigger id is the same operation; on a job that is not RUNNING the operation fails),
+    cancel, and the latest checkpoint of an ended job. `down` makes it unreachable; `snapshots` are the paths
+    that exist, and a submission must restore from one of them."""
 
     def __init__(self):
         self.jobs: dict[str, dict] = {}
         self.triggers: dict[str, dict] = {}
         self.submissions: list[dict] = []
+        self.snapshots: set[str] = set()
+        self.down = False
         self.now = 1_764_000_000_000
 
     def observe(self, parent):
         plan = plan_observation(parent, SESSION)
         if not plan.query_cluster:
             return None
+        if self.down:
+            return FlinkObservation(reachable=False, error="connection refused")
         trigger = None
         if plan.trigger_id:
             t = self.triggers.get(plan.trigger_id)
-            trigger = TriggerResult("UNKNOWN_TRIGGER") if t is None else TriggerResult("COMPLETED", t["location"])
+            trigger = (TriggerResult("UNKNOWN_TRIGGER") if t is None else
+                       TriggerResult("FAILED", failure="job not running") if t["location"] is None else
+                       TriggerResult("COMPLETED", t["location"]))
         job = self.jobs.get(plan.job_id or "")
         return FlinkObservation(reachable=True, jobs=tuple(JobInfo(j, "counter", v["state"], 1) for j, v in self.jobs.items()),
                                 trigger=trigger, latest_checkpoint_path=job.get("checkpoint") if job else None)
 
     def act(self, action):
+        if self.down:
+            return
         p = action.params
         if action.kind == "submit_job":
             self.submissions.append(p)
-            if p["job_id"] not in self.jobs:  # Flink refuses a duplicate job id
-                value = int(p["savepoint_path"].rsplit("-", 1)[1]) if p.get("savepoint_path") else 0
-                self.jobs[p["job_id"]] = {"state": "RUNNING", "value": value, "restored": p.get("savepoint_path")}
+            if p["job_id"] in self.jobs:
+                return  # Flink refuses a second job with the same id
+            restored = p.get("savepoint_path")
+            assert restored is None or restored in self.snapshots, f"restored from {restored}, which does not exist"
+            value = int(restored.rsplit("-", 1)[1]) if restored else 0
+            self.jobs[p["job_id"]] = {"state": "RUNNING", "value": value, "restored": restored,
+                                      "parallelism": p.get("parallelism")}
         elif action.kind in ("stop_with_savepoint", "trigger_savepoint"):
-            job = self.jobs[p["job_id"]]
-            self.triggers.setdefault(p["trigger_id"], {"location": f"file:/sp/savepoint-{job['value']}"})
+            if p["trigger_id"] in self.triggers:
+                return
+            job = self.jobs.get(p["job_id"])
+            if job is None or job["state"] != "RUNNING":
+                self.triggers[p["trigger_id"]] = {"location": None}
+                return
+            location = f"file:/sp/savepoint-{job['value']}"
+            self.snapshots.add(location)
+            self.triggers[p["trigger_id"]] = {"location": location}
             if action.kind == "stop_with_savepoint":
                 job["state"] = "FINISHED"
+                job["checkpoint"] = location
         elif action.kind == "cancel":
-            if p["job_id"] in self.jobs:
-                self.jobs[p["job_id"]]["state"] = "CANCELED"
+            job = self.jobs.get(p["job_id"])
+            if job is not None and job["state"] == "RUNNING":
+                job["state"] = "CANCELED"
+                location = f"file:/cp/chk-{job['value']}"
+                self.snapshots.add(location)
+                job["checkpoint"] = location
+
+    def tick(self):
+        self.now += 1000
+        for job in self.jobs.values():
+            if job["state"] == "RUNNING":
+                job["value"] += 1
 
 
 def run(session: Session, parent: dict, syncs: int = 1, finalizing: bool = False, fail_submit: bool = False):
@@ -70,10 +103,7 @@ def run(session: Session, parent: dict, syncs: int = 1, finalizing: bool = False
                 continue
             session.act(action)
         parent["status"] = result.status
-        session.now += 1000
-        for job in session.jobs.values():
-            if job["state"] == "RUNNING":
-                job["value"] += 1
+        session.tick()
     return result
 
 

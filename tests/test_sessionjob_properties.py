@@ -9,91 +9,15 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from sync.model import FlinkObservation, JobInfo, TriggerResult
-from sync.sessionjob import plan_observation, sync_session_job
-
-from .helpers import SETTINGS
-from .test_sessionjob_core import JOB, SESSION
+from .test_sessionjob_core import JOB, Session, run
 
 
-class Flink:
-    """A session cluster as its REST API behaves, with the faults the tests inject."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict] = {}
-        self.triggers: dict[str, dict] = {}
-        self.snapshots: set[str] = set()
-        self.down = False
-        self.now = 1_764_000_000_000
-
-    def observe(self, parent: dict) -> FlinkObservation | None:
-        plan = plan_observation(parent, SESSION)
-        if not plan.query_cluster:
-            return None
-        if self.down:
-            return FlinkObservation(reachable=False, error="connection refused")
-        trigger = None
-        if plan.trigger_id:
-            t = self.triggers.get(plan.trigger_id)
-            trigger = (TriggerResult("UNKNOWN_TRIGGER") if t is None else
-                       TriggerResult("FAILED", failure="job not running") if t["location"] is None else
-                       TriggerResult("COMPLETED", t["location"]))
-        job = self.jobs.get(plan.job_id or "")
-        ended = job is not None and job["state"] in ("FINISHED", "CANCELED", "FAILED")
-        return FlinkObservation(reachable=True,
-                                jobs=tuple(JobInfo(j, "counter", v["state"], 1) for j, v in self.jobs.items()),
-                                trigger=trigger, latest_checkpoint_path=job.get("checkpoint") if ended else None)
-
-    def act(self, action) -> None:
-        if self.down:
-            return
-        p = action.params
-        if action.kind == "submit_job":
-            if p["job_id"] in self.jobs:
-                return  # Flink refuses a second job with the same id
-            restored = p.get("savepoint_path")
-            assert restored is None or restored in self.snapshots, f"restored from {restored}, which does not exist"
-            value = int(restored.rsplit("-", 1)[1]) if restored else 0
-            self.jobs[p["job_id"]] = {"state": "RUNNING", "value": value, "restored": restored,
-                                      "parallelism": p.get("parallelism")}
-        elif action.kind in ("stop_with_savepoint", "trigger_savepoint"):
-            if p["trigger_id"] in self.triggers:
-                return  # a repeated trigger id is the same operation
-            job = self.jobs.get(p["job_id"])
-            if job is None or job["state"] != "RUNNING":
-                self.triggers[p["trigger_id"]] = {"location": None}
-                return
-            location = f"file:/sp/savepoint-{job['value']}"
-            self.snapshots.add(location)
-            self.triggers[p["trigger_id"]] = {"location": location}
-            if action.kind == "stop_with_savepoint":
-                job["state"] = "FINISHED"
-                job["checkpoint"] = location
-        elif action.kind == "cancel":
-            job = self.jobs.get(p["job_id"])
-            if job is not None and job["state"] == "RUNNING":
-                job["state"] = "CANCELED"
-                location = f"file:/cp/chk-{job['value']}"
-                self.snapshots.add(location)
-                job["checkpoint"] = location
-
-    def tick(self) -> None:
-        self.now += 1000
-        for job in self.jobs.values():
-            if job["state"] == "RUNNING":
-                job["value"] += 1
-
-
-def sync(flink: Flink, parent: dict):
-    result = sync_session_job(copy.deepcopy(parent), SESSION, flink.observe(parent), flink.now, SETTINGS)
-    for action in result.actions:
-        flink.act(action)
-    parent["status"] = result.status
+def sync(flink: Session, parent: dict):
+    result = run(flink, parent)
     running = [j for j, v in flink.jobs.items() if v["state"] == "RUNNING"]
     assert len(running) <= 1, f"two copies of the job running: {running}"
-    flink.tick()
     return result
 
 
@@ -103,8 +27,11 @@ OPS = st.sampled_from(["parallelism", "suspend", "resume", "savepoint_nonce", "f
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(OPS, min_size=1, max_size=25), parallelism=st.lists(st.integers(1, 4), min_size=25, max_size=25))
+# Found on the code before sync/pending.py: a suspend's stop completes, then Flink forgets it; the stop was
+# re-issued on the finished job forever.
+@example(ops=["suspend", "parallelism", "forget_triggers"], parallelism=[1] * 25)
 def test_random_operations_keep_one_job_and_settle(ops, parallelism):
-    flink, parent = Flink(), copy.deepcopy(JOB)
+    flink, parent = Session(), copy.deepcopy(JOB)
     for _ in range(4):
         sync(flink, parent)
     assert parent["status"]["lifecycleState"] == "STABLE"

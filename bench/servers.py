@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,27 +14,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.flinkbed.podrunner import free_port
+from tests.server import worker_pids
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return sorted(found)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -85,7 +69,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited at start; see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1) as answer:
-                    if answer.status == 200 and len(children_of(self.proc.pid)) >= expected_workers:
+                    if answer.status == 200 and len(worker_pids(self.proc.pid)) >= expected_workers:
                         break
             except OSError:
                 pass
@@ -93,7 +77,7 @@ class Server:
                 self.stop()
                 raise RuntimeError(f"{self.name} did not start in {timeout_s} s; see {self.log_path}")
             time.sleep(0.1)
-        self.workers = children_of(self.proc.pid)
+        self.workers = worker_pids(self.proc.pid)
         return self
 
     def pids(self) -> list[int]:
@@ -103,7 +87,7 @@ class Server:
     def cpu(self) -> dict[int, float]:
         """CPU seconds of the master and each worker; raises if a worker was replaced (its time would be lost)."""
         assert self.proc is not None
-        now = children_of(self.proc.pid)
+        now = worker_pids(self.proc.pid)
         if now != self.workers:
             raise RuntimeError(f"{self.name}: gunicorn workers changed during the run ({self.workers} -> {now})")
         return {pid: cpu_seconds(pid) for pid in self.pids()}
@@ -111,7 +95,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None:
             return
-        workers = children_of(self.proc.pid) if self.proc.poll() is None else []
+        workers = worker_pids(self.proc.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

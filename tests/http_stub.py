@@ -128,7 +128,5 @@ class StubServer:
 
 def closed_port() -> int:
     """A 127.0.0.1 port with nothing listening (bound, then released)."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    from .flinkbed.podrunner import free_port
+    return free_port()

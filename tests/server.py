@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from .flinkbed.podrunner import free_port
 
 CLI = str(Path(sys.executable).parent / "flink-sync")
 
@@ -31,12 +32,6 @@ def worker_pids(master: int) -> list[int]:
         if int(fields[1]) == master and fields[0] != "Z":  # a killed worker is a zombie until reaped
             pids.append(int(stat.parent.name))
     return sorted(pids)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .http_transport import Answer, CurlPool, TransportError, default_pool
+from .http_transport import Answer, CurlPool, TransportError
 
 MIB = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 1.0
@@ -363,9 +363,10 @@ class FlinkRestClient:
         self.submit_read_timeout = submit_read_timeout
         self.max_response_bytes = max_response_bytes
         self.on_call = on_call
-        # Keep-alive connections live in a pool shared by the clients of a worker (hooks/http_transport.py:
-        # limits, no proxy, no redirects), so a client is cheap to make: one per request is fine.
-        self._pool = pool or default_pool()
+        # Keep-alive connections live in a pool (hooks/http_transport.py: limits, no proxy, no redirects). The
+        # hooks pass one pool shared by the clients of a worker, so a client is cheap to make per request; a
+        # client made on its own gets a small pool of its own.
+        self._pool = pool if pool is not None else CurlPool(max_idle=8)
 
     def __repr__(self) -> str:
         return f"FlinkRestClient({self.base_url!r})"

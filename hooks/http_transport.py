@@ -23,6 +23,7 @@ import ssl
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import pycurl
@@ -56,7 +57,12 @@ class TransportError(Exception):
 
 def ca_bundle() -> str | None:
     """The CA file https verification uses: SSL_CERT_FILE, the system bundle, or certifi's."""
-    candidates = [os.environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile]
+    return _ca_bundle(os.environ.get("SSL_CERT_FILE"))
+
+
+@lru_cache(maxsize=8)
+def _ca_bundle(ssl_cert_file: str | None) -> str | None:
+    candidates = [ssl_cert_file, ssl.get_default_verify_paths().cafile]
     try:
         import certifi
         candidates.append(certifi.where())
@@ -227,16 +233,3 @@ class CurlPool:
             return TransportError("broken", f"connection broken while reading the response ({text})", status)
         return TransportError("failed", f"request failed ({text})", status)
 
-
-_default: tuple[int, CurlPool] | None = None
-_default_lock = threading.Lock()
-
-
-def default_pool() -> CurlPool:
-    """This process's shared pool, made on first use (and anew in a forked child: curl handles must not
-    cross a fork)."""
-    global _default
-    with _default_lock:
-        if _default is None or _default[0] != os.getpid():
-            _default = (os.getpid(), CurlPool())
-        return _default[1]

@@ -748,36 +748,26 @@ class _Sync(PendingOperations):
         return (self.status.get("jobManagerDeploymentStatus") == "READY"
                 and self._job_status().get("state") == "RUNNING" and self.cluster is not None)
 
-    def _start_savepoint(self, trigger_type: str, nonce: int | None, key: object) -> None:
-        assert self.cluster is not None
-        job_id = self.cluster["jobId"]
-        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
-                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
-        self.internal["pending"] = pending  # issued on the next sync, once this record is durable
-        info = self._savepoint_info()
-        info.update({"triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
-                     "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-        self.waiting_progress = True
-
     def _other_changes(self) -> None:
         if self.desired is None or self.desired.job is None or not self._job_running():
             return
         if ((self.reconciled or {}).get("job") or {}).get("state") != "running":
             return
+        assert self.cluster is not None  # _job_running
+        job_id = self.cluster["jobId"]
         nonce = self.desired.job.savepointTriggerNonce
         if nonce is not None and nonce != (self.reconciled or {}).get("job", {}).get("savepointTriggerNonce"):
-            self._start_savepoint("MANUAL", nonce, nonce)
+            self._start_savepoint(job_id, "MANUAL", nonce, nonce)
             return
         due = self._periodic_due_in_ms()
         if due is not None and due <= 0:
             # Keyed by the due time, so a retried sync asks for the same savepoint.
-            self._start_savepoint("PERIODIC", None, self.now_ms + due)
+            self._start_savepoint(job_id, "PERIODIC", None, self.now_ms + due)
             return
         checkpoint_nonce = self.desired.job.checkpointTriggerNonce
         if checkpoint_nonce is not None and checkpoint_nonce != (self.reconciled or {}).get("job", {}).get("checkpointTriggerNonce"):
-            assert self.cluster is not None
             self.actions.append(Action("trigger_checkpoint", {
-                "job_id": self.cluster["jobId"], "checkpoint_type": _opt(self.config, "checkpoint.type", "FULL"),
+                "job_id": job_id, "checkpoint_type": _opt(self.config, "checkpoint.type", "FULL"),
                 "trigger_id": derive_id(self.uid, "checkpoint", checkpoint_nonce)}))
             spec = copy.deepcopy(self.reconciled or {})
             spec["job"]["checkpointTriggerNonce"] = checkpoint_nonce
@@ -785,9 +775,6 @@ class _Sync(PendingOperations):
             self._record_reconciled(spec)
             if was_stable:
                 self._mark_stable()
-
-    def _periodic_due_in_ms(self) -> int | None:
-        return snapshots.periodic_due_in_ms(self.config, self._job_status(), self.now_ms)
 
     def _should_roll_back(self) -> bool:
         recon = self._recon()

@@ -14,7 +14,8 @@ from typing import Any
 
 from . import snapshots
 from .model import Action, Event, FlinkObservation
-from .snapshots import _duration_ms
+from .ids import derive_id
+from .snapshots import _duration_ms, _opt
 from .spec import deserialize_reconciled
 from .status import TERMINAL_JOB_STATES, error_json
 
@@ -33,6 +34,7 @@ def settled(job: Any, now_ms: int) -> bool:
 class PendingOperations:
     """Mixed into a sync of one resource. The host provides the state below and the hooks at the end."""
 
+    uid: str
     internal: dict[str, Any]
     status: dict[str, Any]
     flink: FlinkObservation | None
@@ -42,6 +44,20 @@ class PendingOperations:
     events: list[Event]
     reconciled: dict[str, Any] | None
     waiting_progress: bool
+
+    def _start_savepoint(self, job_id: str, trigger_type: str, nonce: int | None, key: object) -> None:
+        """Record a savepoint of `job_id` to take (MANUAL for `nonce`, or PERIODIC), keyed by `key` so that a
+        retried sync asks for the same savepoint. Issued on the next sync, once this record is durable."""
+        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
+                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
+        self.internal["pending"] = pending
+        self._savepoint_info().update({"triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms,
+                                       "triggerType": trigger_type,
+                                       "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
+        self.waiting_progress = True
+
+    def _periodic_due_in_ms(self) -> int | None:
+        return snapshots.periodic_due_in_ms(self.config, self._job_status(), self.now_ms)
 
     def _progress_pending(self) -> None:
         pending = self.internal["pending"]

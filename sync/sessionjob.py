@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from . import flinkconf, snapshots
-from .deployment import OP, _opt, iso
+from .deployment import OP, iso
 from .pending import PendingOperations, settled
 from .diff import DiffType, classify
 from .ids import derive_id
@@ -357,17 +357,7 @@ class _SessionJobSync(PendingOperations):
                 trigger_type, key, nonce = "PERIODIC", self.now_ms + due, None
         if trigger_type is None:
             return
-        job_id = submission["jobId"]
-        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
-                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
-        self.internal["pending"] = pending  # issued on the next sync, once durable
-        self.job_status.setdefault("savepointInfo", {}).update({
-            "triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms, "triggerType": trigger_type,
-            "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
-        self.waiting_progress = True
-
-    def _periodic_due_in_ms(self) -> int | None:
-        return snapshots.periodic_due_in_ms(self.config, self.job_status, self.now_ms)
+        self._start_savepoint(submission["jobId"], trigger_type, nonce, key)
 
     # ------------------------------------------------------------------ deletion
     def _finalize(self) -> SyncResult:

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import inprocess, loadgen, servers, workload
+from . import flink_stub, inprocess, loadgen, servers, workload
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = 8
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stub.start(0)
         started_servers.append(stub)
-        hooks.env["FLINK_SYNC_REST_URL_TEMPLATE"] = rest_url_template(stub.port)
+        hooks.env["FLINK_SYNC_REST_URL_TEMPLATE"] = flink_stub.rest_url_template(stub.port)
         hooks.start(WORKERS)
         started_servers.append(hooks)
         echo.start(WORKERS)
@@ -328,13 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     log(f"done in {report['elapsed_s']} s; wrote {args.out}")
     return 0
-
-
-def rest_url_template(port: int) -> str:
-    """Each deployment's Flink REST API at its own origin, as each cluster has its own Service in Kubernetes:
-    `{name}.localhost` is loopback to libcurl (RFC 6761) without a DNS lookup, so all of them reach the one
-    stub on 127.0.0.1 while the hooks' connection pool sees 10,000 distinct hosts."""
-    return f"http://{{name}}.localhost:{port}/{{namespace}}/{{name}}"
 
 
 # ---------------------------------------------------------------------------------------------- the table

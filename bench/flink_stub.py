@@ -21,6 +21,13 @@ import socket
 import time
 
 
+def rest_url_template(port: int) -> str:
+    """Each deployment's Flink REST API at its own origin, as each cluster has its own Service in Kubernetes:
+    `{name}.localhost` is loopback to libcurl (RFC 6761) without a DNS lookup, so all of them reach the one
+    stub on 127.0.0.1 while the hooks' connection pool sees 10,000 distinct hosts."""
+    return f"http://{{name}}.localhost:{port}/{{namespace}}/{{name}}"
+
+
 def job_id_for(base_job_id: str, name: str) -> str:
     """Deployment 0 runs `base_job_id`; deployment i (named orders-0000i) runs f"{i:08x}" + base_job_id[8:]."""
     tail = name.rsplit("-", 1)[-1]

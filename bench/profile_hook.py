@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any
 
-from . import servers
-from .workload import SETTINGS, SteadyTemplate, first_request
+from . import flink_stub, servers
+from .workload import SteadyTemplate, first_request
 
 
 def _environ(body: bytes, path: str) -> dict[str, Any]:
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     (servers.REPO / "bench" / "results").mkdir(exist_ok=True)
     stub.start(expected_workers=0)
     try:
-        from .__main__ import rest_url_template
-        os.environ["FLINK_SYNC_REST_URL_TEMPLATE"] = rest_url_template(stub.port)
+        os.environ["FLINK_SYNC_REST_URL_TEMPLATE"] = flink_stub.rest_url_template(stub.port)
         from hooks.app import create_app
         from hooks.settings import Settings
         # the server logs one line per request at INFO (gunicorn_conf's default); do the same, into a file
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         wall_us = (time.perf_counter() - started) / args.n * 1e6
         cpu_us = (time.process_time() - cpu) / args.n * 1e6
         print(f"{args.case}: WSGI call mean {wall_us:.0f} µs wall, {cpu_us:.0f} µs CPU (this process; "
-              f"the stub's CPU is not in it)  [SETTINGS unused: {type(SETTINGS).__name__}]")
+              f"the stub's CPU is not in it)")
         if args.pyinstrument:
             from pyinstrument import Profiler
             profiler = Profiler(interval=0.0001)

@@ -12,7 +12,8 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 try:  # a faster JSON codec when installed; the stdlib json module otherwise (same JSON either way)
@@ -137,6 +138,15 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
             raise BadRequest(400, f"parent.{key}: must be an object")
 
 
+@contextmanager
+def _unusable_status(what: str) -> Iterator[None]:
+    """A recorded status the core cannot read becomes a 422 (Metacontroller applies nothing), not a 500."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequest(422, f"{what} ({type(exc).__name__}: {exc})") from None
+
+
 def _quiet(parent: dict[str, Any], result: SyncResult) -> bool:
     """A sync that changes nothing: no actions, and the status it answers is the one it was given."""
     return not result.actions and not result.events and result.status == parent.get("status")
@@ -252,18 +262,14 @@ def create_app(settings: Settings | None = None,
             _check_parent(parent, "FlinkDeployment")
             meta = parent["metadata"]
             rest_url = settings.rest_url(meta["name"], meta.get("namespace") or "default")
-            try:
+            with _unusable_status("status.flinkSync: unreadable"):
                 plan = plan_observation(parent, req.children)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadRequest(422, f"status.flinkSync: unreadable ({type(exc).__name__}: {exc})") from None
             observation = flink_io.observe(client_for(rest_url), plan)
             session_jobs = [job for job in by_kind(req.related, "FlinkSessionJob").values()
                             if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
-            try:
+            with _unusable_status("status: cannot continue from the recorded status"):
                 result = sync_deployment(parent, req.children, observation, clock(), core_settings(),
                                          finalizing=finalize or req.finalizing, session_jobs=session_jobs)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadRequest(422, f"status: cannot continue from the recorded status ({type(exc).__name__}: {exc})") from None
             check_children(result)
             after_core("FlinkDeployment", parent, result, rest_url)
             return (result.response(finalize or req.finalizing), parent,
@@ -280,17 +286,13 @@ def create_app(settings: Settings | None = None,
             deployment_name = (parent.get("spec") or {}).get("deploymentName")
             session = by_kind(req.related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
             rest_url = settings.rest_url(str(deployment_name), meta.get("namespace") or "default")
-            try:
+            with _unusable_status("status.flinkSync: unreadable"):
                 plan = sessionjob.plan_observation(parent, session)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadRequest(422, f"status.flinkSync: unreadable ({type(exc).__name__}: {exc})") from None
             observation = flink_io.observe(client_for(rest_url), plan)
-            try:
+            with _unusable_status("status: cannot continue from the recorded status"):
                 result = sessionjob.sync_session_job(parent, session, observation, clock(), core_settings(),
                                                      finalizing=finalize or req.finalizing,
                                                      jar_allowlist=settings.jar_uri_allowlist)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadRequest(422, f"status: cannot continue from the recorded status ({type(exc).__name__}: {exc})") from None
             submit_failure = sessionjob_io(result, rest_url)
             if submit_failure:
                 result.status = sessionjob.submission_failed(result.status, submit_failure)

@@ -6,7 +6,7 @@ in that order (apache-operator-api.md §2.4) and STABLE is decided by string equ
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -102,24 +102,25 @@ def _describe(error: ValidationError) -> SpecError:
     return SpecError(field, message)
 
 
-def parse_deployment_spec(raw: Any) -> FlinkDeploymentSpec:
+_Spec = TypeVar("_Spec", FlinkDeploymentSpec, FlinkSessionJobSpec)
+
+
+def _parse(model: type[_Spec], raw: Any) -> _Spec:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be an object")
     try:
-        return FlinkDeploymentSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         raise _describe(error) from None
+
+
+def parse_deployment_spec(raw: Any) -> FlinkDeploymentSpec:
+    return _parse(FlinkDeploymentSpec, raw)
 
 
 def parse_session_job_spec(raw: Any) -> FlinkSessionJobSpec:
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise SpecError("spec", "must be an object")
-    try:
-        return FlinkSessionJobSpec.model_validate(raw)
-    except ValidationError as error:
-        raise _describe(error) from None
+    return _parse(FlinkSessionJobSpec, raw)
 
 
 def spec_json(spec: FlinkDeploymentSpec | FlinkSessionJobSpec) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Answers:
 from __future__ import annotations
 
 import hmac
+import re
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from sync import sessionjob
 from sync.deployment import plan_observation, sync_deployment
 from sync.model import CoreSettings, SyncResult
 from sync.observed import by_kind
+from sync.intake import MAX_OBJECT_DEPTH, StatusUnusable, too_deep
 from sync.status import error_json
 
 from . import flink_io, plugins
@@ -41,13 +43,20 @@ log = logging.getLogger("flink_sync.hooks")
 API_VERSION = "flink.apache.org/v1beta1"
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Metacontroller's Go encoder never writes NaN or Infinity
+
+
 def _loads(raw: bytes) -> Any:
     if orjson is not None:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            pass  # what orjson refuses (NaN, integers past 64 bits) is read, or rejected, by json as before
-    return json.loads(raw)
+            pass  # what orjson refuses (integers past 64 bits, nesting past 1024) is read, or rejected, by json
+    try:
+        return json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _dumps(payload: Any) -> bytes | str:
@@ -119,6 +128,39 @@ class Metrics:
         self._child(self.actions, kind, "ok" if ok else "failed").inc()
 
 
+# What the API server accepts as names (apimachinery's DNS-1123 subdomain and label): anything else did not come
+# from Kubernetes, and would not make a Flink REST address.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _check_string_map(meta: dict[str, Any], key: str) -> None:
+    value = meta.get(key)
+    if value is not None and (not isinstance(value, dict) or
+                              not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+        raise BadRequest(400, f"parent.metadata.{key}: must map strings to strings")
+
+
+def _check_observed(groups: dict[str, dict[str, Any]] | None, where: str) -> None:
+    """Observed children and related objects come from the API server: objects with object metadata, spec
+    and status. Anything else is not Metacontroller's request."""
+    for group, objects in (groups or {}).items():
+        for key, obj in objects.items():
+            if not isinstance(obj, dict):
+                raise BadRequest(400, f"{where}[{group}][{key}]: must be an object")
+            for part in ("metadata", "spec", "status"):
+                if obj.get(part) is not None and not isinstance(obj[part], dict):
+                    raise BadRequest(400, f"{where}[{group}][{key}].{part}: must be an object")
+            meta = obj.get("metadata") or {}
+            if meta.get("name") is not None and not isinstance(meta["name"], str):
+                raise BadRequest(400, f"{where}[{group}][{key}].metadata.name: must be a string")
+            for part in ("labels", "annotations"):
+                value = meta.get(part)
+                if value is not None and (not isinstance(value, dict) or
+                                          not all(isinstance(v, str) for v in value.values())):
+                    raise BadRequest(400, f"{where}[{group}][{key}].metadata.{part}: must map strings to strings")
+
+
 def _check_parent(parent: dict[str, Any], kind: str) -> None:
     if parent.get("kind") not in (None, kind):
         raise BadRequest(400, f"parent.kind: expected {kind}, got {parent.get('kind')!r}")
@@ -130,6 +172,13 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     for key in ("namespace", "uid"):
         if meta.get(key) is not None and not isinstance(meta.get(key), str):
             raise BadRequest(400, f"parent.metadata.{key}: must be a string")
+    if len(meta["name"]) > 253 or not _DNS_SUBDOMAIN.match(meta["name"]):
+        raise BadRequest(400, "parent.metadata.name: not a Kubernetes object name (DNS-1123 subdomain)")
+    namespace = meta.get("namespace")
+    if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+        raise BadRequest(400, "parent.metadata.namespace: not a Kubernetes namespace name (DNS-1123 label)")
+    for key in ("labels", "annotations"):
+        _check_string_map(meta, key)
     generation = meta.get("generation")
     if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
         raise BadRequest(400, "parent.metadata.generation: must be an integer")
@@ -143,8 +192,42 @@ def _unusable_status(what: str) -> Iterator[None]:
     """A recorded status the core cannot read becomes a 422 (Metacontroller applies nothing), not a 500."""
     try:
         yield
+    except StatusUnusable as exc:
+        raise BadRequest(422, str(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequest(422, f"{what} ({type(exc).__name__}: {exc})") from None
+
+
+def _read_body(limit: int) -> bytes:
+    """The request body, at most `limit` bytes (413 past it, chunked or not; 400 if it cannot be read)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BadRequest(413, f"request body over {limit} bytes")
+    chunks, size = [], 0
+    try:
+        while size <= limit:
+            chunk = request.stream.read(min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - a malformed chunked body or a client gone: not our error
+        raise BadRequest(400, f"request body could not be read: {type(exc).__name__}") from None
+    if size > limit:
+        raise BadRequest(413, f"request body over {limit} bytes")
+    return b"".join(chunks)
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """Refuse JSON nested deeper than any Kubernetes object before anything recursive reads it. The parent's
+    spec is left to the core: the CRD lets flinkConfiguration values nest, so its depth is a validation
+    error in status (naming the field), not a refused request."""
+    parent = body.get("parent")
+    spec = parent.get("spec") if isinstance(parent, dict) else None
+    if isinstance(spec, (dict, list)):
+        body = {**body, "parent": {k: v for k, v in parent.items() if k != "spec"}}
+    if too_deep(body, MAX_OBJECT_DEPTH):
+        raise BadRequest(400, f"body: nested deeper than {MAX_OBJECT_DEPTH} levels")
 
 
 def _quiet(parent: dict[str, Any], result: SyncResult) -> bool:
@@ -182,31 +265,32 @@ def create_app(settings: Settings | None = None,
                             stable_interval_s=settings.reconcile_interval_s)
 
     app = Flask("flink_sync")
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    # No MAX_CONTENT_LENGTH: werkzeug would cut a chunked body at the limit instead of refusing it;
+    # _read_body enforces the limit on every body (413).
 
     def read_json(model: type[BaseModel]) -> Any:
         if settings.auth_token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {settings.auth_token}".encode()):
                 raise BadRequest(401, "missing or wrong bearer token")
-        length = request.content_length
-        if length is not None and length > settings.max_request_bytes:
-            raise BadRequest(413, f"request body over {settings.max_request_bytes} bytes")
-        raw = request.get_data(cache=False)
-        if len(raw) > settings.max_request_bytes:
-            raise BadRequest(413, f"request body over {settings.max_request_bytes} bytes")
+        raw = _read_body(settings.max_request_bytes)
         try:
             body = _loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(400, f"body is not JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest(400, "body must be a JSON object")
+        _check_depth(body)
         try:
-            return model.model_validate(body)
+            parsed = model.model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "body"
             raise BadRequest(400, f"{field}: {first['msg']}") from None
+        if isinstance(parsed, HookRequest):
+            _check_observed(parsed.children, "children")
+            _check_observed(parsed.related, "related")
+        return parsed
 
     def respond(hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
                 parent: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Response:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from . import flinkconf, observed, snapshots
+from . import flinkconf, kubelimits, observed, snapshots
 from .snapshots import OP, _duration_ms, _opt
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
 from .ids import derive_id
+from .intake import StatusUnusable, usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
 from .pending import PendingOperations, settled
 from .podtemplate import json_copy
@@ -71,7 +72,7 @@ def observed_record(jm: dict[str, Any] | None) -> dict[str, Any] | None:
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
     """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""
     meta = parent.get("metadata") or {}
-    status = parent.get("status") or {}
+    status = usable_status(parent.get("status"))
     internal = status.get("flinkSync") or {}
     cluster = internal.get("cluster")
     pending = internal.get("pending") or {}
@@ -108,7 +109,8 @@ class _Sync(PendingOperations):
         self.namespace: str = meta.get("namespace") or "default"
         self.uid: str = meta.get("uid") or f"{self.namespace}/{self.name}"
         self.generation: int = int(meta.get("generation") or 1)
-        self.old_status: dict[str, Any] = self.parent.get("status") or {}
+        # Shape-checked first: a part the core cannot continue from is a StatusUnusable (422, nothing applied).
+        self.old_status: dict[str, Any] = usable_status(self.parent.get("status"))
         self.status: dict[str, Any] = json_copy(self.old_status)
         self.status.pop("observedGeneration", None)
         self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
@@ -118,10 +120,38 @@ class _Sync(PendingOperations):
         self.config: dict[str, str] = {}
         self.invalid: str | None = None
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
+        self._check_records_agree()
         self.waiting_progress = False
         self.jm_lost = False
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
         self._annotation: tuple[tuple[Any, ...], str] | None = None
+
+    def _check_records_agree(self) -> None:
+        """The cluster record and the reconciled spec describe the same kind of cluster: a job cluster never
+        becomes a session cluster (validation refuses the switch). A status where they disagree was written by
+        something else; acting on it would tear the running cluster down as an "upgrade"."""
+        if self.cluster is None or self.reconciled is None:
+            return
+        try:
+            recorded = json.loads(self.cluster["spec"])
+        except ValueError:
+            raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (unreadable JSON)") from None
+        if not isinstance(recorded, dict):
+            raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (not an object)")
+        if (recorded.get("job") is None) != (self.reconciled.get("job") is None):
+            raise StatusUnusable("status.reconciliationStatus.lastReconciledSpec: describes a "
+                                 + ("session" if self.reconciled.get("job") is None else "job")
+                                 + " cluster, but status.flinkSync.cluster records the running one as a "
+                                 + ("session" if recorded.get("job") is None else "job") + " cluster")
+
+    def _remove_cluster(self) -> dict[str, Any]:
+        """Take the cluster record out of status, so this response leaves its children out, and record that
+        this was deliberate (`removed`): a later sync that still observes them knows they are going."""
+        record = self.internal.pop("cluster", None) or {}
+        seq = record.get("seq")
+        if isinstance(seq, int):
+            self.internal["removed"] = max(seq, int(self.internal.get("removed") or 0))
+        return record
 
     # ----------------------------------------------------------------- small accessors
     def _recon(self) -> dict[str, Any]:
@@ -183,12 +213,16 @@ class _Sync(PendingOperations):
 
     # ----------------------------------------------------------------- entry point
     def run(self, finalizing: bool) -> SyncResult:
+        # Adoption first: the record it finds also decides what "the last reconciled spec" is for validation.
+        self._adopt_newer_cluster()
         self._parse_and_validate()
         if finalizing:
             return self._finalize()
         self._observe()
         self._step()
-        return self._result()
+        result = self._result()
+        _refuse_unaccounted_removal(self.old_status, self.children_in, result.children, self.name)
+        return result
 
     def _parse_and_validate(self) -> None:
         spec_raw = self.parent.get("spec")
@@ -198,7 +232,7 @@ class _Sync(PendingOperations):
             config = self._config_for(spec)
             recon_state = ((self.reconciled or {}).get("job") or {}).get("state")
             error = validate_deployment(self.name, spec, config, self.reconciled, recon_state,
-                                        self.settings.validators, self.parent)
+                                        self.settings.validators, self.parent) or self._refused_children(spec)
         except SpecError as exc:
             spec, config, error = None, {}, str(exc)
         except Exception as exc:  # noqa: BLE001 - malformed input must become a status error, not a 500
@@ -222,26 +256,42 @@ class _Sync(PendingOperations):
                 "ValidationException" in (self.old_status.get("error") or ""):
             self.status.pop("error", None)  # the spec was fixed
 
+    def _refused_children(self, spec: FlinkDeploymentSpec) -> str | None:
+        """Why the API server would refuse the children of this spec, or None. Checked before anything is torn
+        down for it: Metacontroller deletes the old children before it creates new ones."""
+        if self.cluster and cluster_record(spec, None, None, 0)["spec"] == self.cluster.get("spec"):
+            return None  # the children running now (the steady case)
+        plan = ClusterPlan(self.name, self.namespace, spec, self.generation, "0" * 32 if spec.job else None, None,
+                           self.settings.operator_defaults)
+        try:
+            problem = kubelimits.children_error(render_cluster(plan))
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            return f"spec: the cluster cannot be rendered from it: {type(exc).__name__}: {exc}"
+        return f"spec: Kubernetes would refuse the cluster's objects: {problem}" if problem else None
+
     # ----------------------------------------------------------------- observe
     def _adopt_newer_cluster(self) -> None:
-        """A JobManager Deployment rendered from a newer record than the status knows means an earlier
-        response was applied but its status write was lost: take that record as deployed."""
+        """A JobManager Deployment rendered from a record the status does not hold means that an earlier
+        response was applied but its status write was lost, or that the status lost its records (restored from
+        a backup, rewritten by hand or by another operator): take that record as deployed."""
         jm = self._observed_jm()
         text = (((jm or {}).get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION)
         if text and self.cluster and text == self._record_annotation(self.cluster):
             return  # the steady case: the JobManager runs the record the status already has
         seen = observed_record(jm)
-        if seen is None:
+        if seen is None or (jm or {}).get("metadata", {}).get("deletionTimestamp"):
             return
-        known = max(int((self.cluster or {}).get("seq") or 0), int(self.internal.get("deploys") or 0))
         nxt = self.internal.get("next")
         if nxt is not None and seen.get("seq") == nxt.get("seq"):
             return  # _deploy_next finishes this one
-        if seen["seq"] <= known:
+        if self.cluster is None and nxt is None:
+            if not self._lost_record(seen):
+                return
+        elif seen["seq"] <= max(int((self.cluster or {}).get("seq") or 0), int(self.internal.get("deploys") or 0)):
             return
         self.internal.pop("next", None)
         self.internal["cluster"] = seen
-        self.internal["deploys"] = seen["seq"]
+        self.internal["deploys"] = max(seen["seq"], int(self.internal.get("deploys") or 0))
         spec = json.loads(seen["spec"])
         if spec.get("job") is not None:
             old_job = (self.reconciled or {}).get("job") or {}
@@ -258,8 +308,15 @@ class _Sync(PendingOperations):
             recon["state"] = "ROLLED_BACK"
         recon["reconciliationTimestamp"] = self.now_ms
 
+    def _lost_record(self, seen: dict[str, Any]) -> bool:
+        """With no cluster record in status, whether the observed JobManager's record was lost rather than
+        removed on purpose (a removal in flight: Metacontroller's cache may still show the deleted child)."""
+        if "removed" in self.internal:
+            return seen["seq"] > int(self.internal.get("removed") or 0)
+        # A status from before `removed` existed: a removal there always left jobManagerDeploymentStatus MISSING.
+        return self.old_status.get("jobManagerDeploymentStatus") != "MISSING"
+
     def _observe(self) -> None:
-        self._adopt_newer_cluster()
         cluster = self.cluster
         if not cluster:
             if self.reconciled is not None:
@@ -330,7 +387,7 @@ class _Sync(PendingOperations):
             # as the Apache operator does. The rest of the old cluster goes first (see _deploy_next).
             self._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
             seq = int(self.internal.get("deploys") or 1) + 1
-            old = self.internal.pop("cluster")
+            old = self._remove_cluster()
             job_id = old.get("jobId")
             if spec.job is not None and not ha:
                 job_id = derive_id(self.uid, self.generation, "recover", seq)
@@ -343,7 +400,7 @@ class _Sync(PendingOperations):
             return
         # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
         # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
-        self.internal.pop("cluster", None)
+        self._remove_cluster()
         self.internal["manualRestore"] = True
         self.status["error"] = error_json(
             "UpgradeFailureException",
@@ -415,7 +472,7 @@ class _Sync(PendingOperations):
         if self.cluster and self.reconciled is not None and \
                 ((self.reconciled.get("job") or {}).get("state")) == "suspended":
             # The job was stopped and the path to restore from is durable in status: remove the cluster.
-            self.internal.pop("cluster")
+            self._remove_cluster()
             self.status["jobManagerDeploymentStatus"] = "MISSING"
             self.waiting_progress = True
             return
@@ -571,7 +628,7 @@ class _Sync(PendingOperations):
             return
         if self.cluster and current == "suspended":
             # The stop or cancel finished and its savepoint path is already durable in status: remove the cluster.
-            self.internal.pop("cluster")
+            self._remove_cluster()
             self.status["jobManagerDeploymentStatus"] = "MISSING"
             self.waiting_progress = True
             return
@@ -619,7 +676,7 @@ class _Sync(PendingOperations):
         assert self.desired is not None and self.cluster is not None
         wanted = self.desired.job.state if self.desired.job else "running"
         if self.desired.job is None:  # session cluster: delete, then deploy the new one
-            self.internal.pop("cluster")
+            self._remove_cluster()
             self._record_reconciled(self._target_spec("running", None))
             self._recon()["state"] = "UPGRADING"
             self.status["jobManagerDeploymentStatus"] = "MISSING"
@@ -681,7 +738,7 @@ class _Sync(PendingOperations):
                 self._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
                 if wanted != "running":
                     self._mark_stable()
-                self.internal.pop("cluster")
+                self._remove_cluster()
                 self.status["jobManagerDeploymentStatus"] = "MISSING"
                 self.waiting_progress = True
                 return
@@ -698,7 +755,7 @@ class _Sync(PendingOperations):
         self._event("Suspended", "Suspending existing deployment.")
         self._finish_suspend(wanted, restore_mode)
         # Nothing to keep: the cluster goes in this same sync.
-        self.internal.pop("cluster")
+        self._remove_cluster()
         self.status["jobManagerDeploymentStatus"] = "MISSING"
         self._job_status()["state"] = "CANCELED" if cancel else self._job_status().get("state")
 
@@ -814,7 +871,7 @@ class _Sync(PendingOperations):
             job_status["jobId"] = job_id
         seq = int(self.internal.get("deploys") or 1) + 1
         self.internal["deploys"] = seq
-        self.internal.pop("cluster", None)
+        self._remove_cluster()
         self.internal["next"] = cluster_record(stable_spec, job_id, path, self.generation, seq=seq)
         self.status["jobManagerDeploymentStatus"] = "MISSING"
         self.waiting_progress = True
@@ -849,7 +906,7 @@ class _Sync(PendingOperations):
             # The deletion savepoint is recorded in this response; remove the cluster on the next call.
             return self._result(keep_lifecycle=True, resync=0.5, finalized=False)
         self.actions.append(Action("delete_ha_data", {"name": self.name, "namespace": self.namespace}, required=False))
-        self.internal.pop("cluster", None)
+        self._remove_cluster()
         self.internal.pop("next", None)
         self.status["lifecycleState"] = "DELETED"
         self.status["jobManagerDeploymentStatus"] = "MISSING"
@@ -949,6 +1006,39 @@ class _Sync(PendingOperations):
         children = self._children() if finalized is not True else []
         return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
                           resync_after_seconds=resync, finalized=finalized)
+
+
+class UnaccountedChildren(StatusUnusable):
+    """Observed children that a response would delete although no record of flink-sync explains why."""
+
+
+def _refuse_unaccounted_removal(status: dict[str, Any], observed_children: dict[str, Any],
+                                answered: list[dict[str, Any]], name: str) -> None:
+    """The last line of defence: a response never leaves out an observed child (Metacontroller would delete it)
+    unless a record of flink-sync in the incoming status decides the children. Those records are the cluster
+    record (children are rendered from it), the next deployment, and a deliberate removal (`removed`) that
+    covers the observed JobManager. Anything else, such as a status without its records next to a cluster
+    whose JobManager carries no record, is refused as a 422: nothing is applied."""
+    internal = status.get("flinkSync") or {}
+    if internal.get("cluster") or internal.get("next"):
+        return
+    kept = {(child.get("kind"), (child.get("metadata") or {}).get("name")) for child in answered}
+    dropped = sorted(f"{kind} {obj_name}" for kind, obj_name, obj in observed.all_objects(observed_children)
+                     if (kind, obj_name) not in kept and not (obj.get("metadata") or {}).get("deletionTimestamp"))
+    if not dropped:
+        return
+    if "removed" in internal:
+        jm = observed.deployment(observed_children, name)
+        seen = observed_record(jm) if jm is not None else None
+        if jm is None or (seen is not None and seen["seq"] <= int(internal.get("removed") or 0)):
+            return  # what a recorded removal left behind, still in Metacontroller's cache or being deleted
+    elif internal and status.get("jobManagerDeploymentStatus") == "MISSING":
+        return  # the same, in a status of a flink-sync from before `removed`: its removals left MISSING behind
+    raise UnaccountedChildren(
+        f"status.flinkSync: no record of the cluster whose children are observed ({', '.join(dropped[:6])}"
+        + (", ..." if len(dropped) > 6 else "") + "); flink-sync will not delete children it cannot account for. "
+        "If another operator created them, suspend the job there and delete them; flink-sync then deploys from the "
+        "spec and restores status.jobStatus.upgradeSavepointPath.")
 
 
 def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, flink: FlinkObservation | None,

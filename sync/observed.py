@@ -7,15 +7,31 @@ from typing import Any
 def by_kind(children: dict[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
     """Objects of one kind keyed by name, whatever the group key version or object key format."""
     result: dict[str, dict[str, Any]] = {}
+    for group_kind, name, obj in all_objects(children):
+        if group_kind == kind:
+            result[name] = obj
+    return result
+
+
+def all_objects(children: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, name, object) of every observed object; entries that are not objects are passed over."""
+    found = []
     for group_key, objects in (children or {}).items():
-        if group_key.split(".", 1)[0] != kind or not isinstance(objects, dict):
+        if not isinstance(objects, dict):
             continue
+        kind = str(group_key).split(".", 1)[0]
         for key, obj in objects.items():
             if not isinstance(obj, dict):
                 continue
-            name = (obj.get("metadata") or {}).get("name") or key.rsplit("/", 1)[-1]
-            result[name] = obj
-    return result
+            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            name = meta.get("name") if isinstance(meta.get("name"), str) else str(key).rsplit("/", 1)[-1]
+            found.append((kind, name, obj))
+    return found
+
+
+def _status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    status = (obj or {}).get("status")
+    return status if isinstance(status, dict) else {}
 
 
 def deployment(children: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -23,12 +39,14 @@ def deployment(children: dict[str, Any] | None, name: str) -> dict[str, Any] | N
 
 
 def is_available(obj: dict[str, Any] | None) -> bool:
-    status = (obj or {}).get("status") or {}
-    return int(status.get("availableReplicas") or 0) > 0
+    available = _status(obj).get("availableReplicas")
+    return isinstance(available, int) and available > 0
 
 
 def replica_failure(obj: dict[str, Any] | None) -> str | None:
-    for condition in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-            return condition.get("message") or condition.get("reason") or "ReplicaFailure"
+    conditions = _status(obj).get("conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if isinstance(condition, dict) and condition.get("type") == "ReplicaFailure" and \
+                condition.get("status") == "True":
+            return str(condition.get("message") or condition.get("reason") or "ReplicaFailure")
     return None

@@ -31,8 +31,12 @@ _K8S_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3")
 _K8S_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
 
 
+#: Flink's MemorySize is a Java long of bytes; Kubernetes' resource.Quantity caps values past 2^63-1.
+LARGEST = 2**63 - 1
+
+
 class QuantityError(ValueError):
-    """A memory or CPU amount that does not parse."""
+    """A memory or CPU amount that does not parse, or that no Flink or Kubernetes type can hold."""
 
 
 def parse_flink_memory(text: str) -> int:
@@ -40,7 +44,12 @@ def parse_flink_memory(text: str) -> int:
     match = _FLINK_MEMORY.match(text)
     if not match or match.group(2).lower() not in _FLINK_UNITS:
         raise QuantityError(f"'{text}' is not a Flink memory size")
-    return int(match.group(1)) * _FLINK_UNITS[match.group(2).lower()]
+    if len(match.group(1)) > 19:  # more digits than a long has: refuse before multiplying
+        raise QuantityError(f"'{text}' is larger than Flink's largest memory size (2^63-1 bytes)")
+    num_bytes = int(match.group(1)) * _FLINK_UNITS[match.group(2).lower()]
+    if num_bytes > LARGEST:
+        raise QuantityError(f"'{text}' is larger than Flink's largest memory size (2^63-1 bytes)")
+    return num_bytes
 
 
 def parse_k8s_quantity(text: str) -> Decimal:
@@ -50,14 +59,15 @@ def parse_k8s_quantity(text: str) -> Decimal:
         raise QuantityError(f"'{text}' is not a Kubernetes quantity")
     number, exponent, suffix = match.groups()
     try:
-        value = Decimal(number)
+        # Decimal reads the exponent itself: `1e999` is never expanded into a power of ten.
+        value = Decimal(number + (exponent or ""))
     except InvalidOperation as exc:  # pragma: no cover - the regex only lets numbers through
         raise QuantityError(f"'{text}' is not a Kubernetes quantity") from exc
-    if exponent:
-        return value * (Decimal(10) ** int(exponent[1:]))
-    if suffix in _K8S_BINARY:
-        return value * _K8S_BINARY[suffix]
-    return value * _K8S_DECIMAL[suffix or ""]
+    if not exponent:
+        value *= _K8S_BINARY[suffix] if suffix in _K8S_BINARY else _K8S_DECIMAL[suffix or ""]
+    if abs(value) > LARGEST:
+        raise QuantityError(f"'{text}' is larger than a Kubernetes quantity can hold (2^63-1)")
+    return value
 
 
 def parse_memory(text: str | int | float) -> int:
@@ -67,14 +77,22 @@ def parse_memory(text: str | int | float) -> int:
     try:
         return parse_flink_memory(raw)
     except QuantityError:
-        pass
+        if _FLINK_MEMORY.match(raw) and parse_flink_memory_unit_known(raw):
+            raise  # a Flink memory size, only too large
     try:
         value = parse_k8s_quantity(raw)
-    except QuantityError:
+    except QuantityError as exc:
+        if _K8S_QUANTITY.match(raw):
+            raise exc from None  # a Kubernetes quantity, only too large
         raise QuantityError(f"'{text}' is neither a Flink memory size (e.g. 2048m, 2g) nor a Kubernetes quantity (e.g. 2Gi)") from None
-    if value <= 0:
+    if int(value) <= 0:
         raise QuantityError(f"'{text}' must be positive")
     return int(value)
+
+
+def parse_flink_memory_unit_known(text: str) -> bool:
+    match = _FLINK_MEMORY.match(text)
+    return bool(match) and match.group(2).lower() in _FLINK_UNITS
 
 
 def flink_memory_text(num_bytes: int) -> str:

@@ -66,7 +66,7 @@ def is_kubernetes_ha(config: dict[str, str]) -> bool:
 def slots(config: dict[str, str]) -> int:
     try:
         return max(1, int(float(config.get("taskmanager.numberOfTaskSlots") or 1)))
-    except ValueError:
+    except (ValueError, OverflowError):
         return 1
 
 

@@ -17,15 +17,16 @@ from .deployment import OP, iso
 from .pending import PendingOperations, settled
 from .diff import DiffType, classify
 from .ids import derive_id
+from .intake import usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
-from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_session_job_spec,
+from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_deployment_spec, parse_session_job_spec,
                    serialize_reconciled, spec_json)
 from .status import TERMINAL_JOB_STATES, error_json, error_message, lifecycle_state, set_condition
 from .validation import validate_session_job
 
 
 def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> ObservationPlan:
-    status = parent.get("status") or {}
+    status = usable_status(parent.get("status"))
     internal = status.get("flinkSync") or {}
     if session is None or (session.get("status") or {}).get("jobManagerDeploymentStatus") != "READY":
         return ObservationPlan()
@@ -41,9 +42,12 @@ def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> 
 
 def session_config(settings: CoreSettings, namespace: str, session: dict[str, Any] | None,
                    spec: FlinkSessionJobSpec) -> dict[str, str]:
-    session_spec = (session or {}).get("spec") or {}
-    return flinkconf.effective_user_config(settings.operator_defaults, namespace, session_spec.get("flinkVersion"),
-                                           session_spec.get("flinkConfiguration"), spec.flinkConfiguration)
+    try:
+        session_spec = parse_deployment_spec((session or {}).get("spec"))
+    except SpecError as exc:
+        raise SpecError("spec.deploymentName", f"the session cluster's spec cannot be read ({exc})") from None
+    return flinkconf.effective_user_config(settings.operator_defaults, namespace, session_spec.flinkVersion,
+                                           session_spec.flinkConfiguration, spec.flinkConfiguration)
 
 
 class _SessionJobSync(PendingOperations):
@@ -56,7 +60,7 @@ class _SessionJobSync(PendingOperations):
         self.namespace = meta.get("namespace") or "default"
         self.uid = meta.get("uid") or f"{self.namespace}/{self.name}"
         self.generation = int(meta.get("generation") or 1)
-        self.old_status = parent.get("status") or {}
+        self.old_status = usable_status(parent.get("status"))  # StatusUnusable (422) when it cannot be continued
         self.status = copy.deepcopy(self.old_status)
         self.status.pop("observedGeneration", None)
         self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})

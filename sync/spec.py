@@ -6,11 +6,19 @@ in that order (apache-operator-api.md §2.4) and STABLE is decided by string equ
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .intake import deepest_path
+
 API_VERSION = "flink.apache.org/v1beta1"
+#: The Apache CRD's Java types: `int` fields hold a 32-bit integer, `Long` fields a 64-bit one. A value past
+#: them is refused here, naming the field, as the Apache operator's deserialisation refuses it.
+Int32 = Annotated[int, Field(ge=-2**31, le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-2**63, le=2**63 - 1)]
+#: Deeper than any pod template; `flinkConfiguration` values may nest (the CRD allows it), but not without end.
+SPEC_MAX_DEPTH = 64
 
 
 class _Model(BaseModel):
@@ -19,7 +27,7 @@ class _Model(BaseModel):
 
 
 class Resource(_Model):
-    cpu: float | None = None
+    cpu: float | None = Field(default=None, allow_inf_nan=False)
     memory: str | None = None
     ephemeralStorage: str | None = None
 
@@ -27,30 +35,30 @@ class Resource(_Model):
 class JobManagerSpec(_Model):
     resource: Resource | None = None
     resources: dict[str, Any] | None = None
-    replicas: int = 1
+    replicas: Int32 = 1
     podTemplate: dict[str, Any] | None = None
 
 
 class TaskManagerSpec(_Model):
     resource: Resource | None = None
     resources: dict[str, Any] | None = None
-    replicas: int | None = None
+    replicas: Int32 | None = None
     podTemplate: dict[str, Any] | None = None
 
 
 class JobSpec(_Model):
     jarURI: str | None = None
-    parallelism: int = 0
+    parallelism: Int32 = 0
     entryClass: str | None = None
     args: list[str] = Field(default_factory=list)
     state: Literal["running", "suspended"] = "running"
-    savepointTriggerNonce: int | None = None
+    savepointTriggerNonce: Int64 | None = None
     initialSavepointPath: str | None = None
-    checkpointTriggerNonce: int | None = None
+    checkpointTriggerNonce: Int64 | None = None
     upgradeMode: Literal["stateless", "savepoint", "last-state"] = "stateless"
     allowNonRestoredState: bool | None = None
-    savepointRedeployNonce: int | None = None
-    autoscalerResetNonce: int | None = None
+    savepointRedeployNonce: Int64 | None = None
+    autoscalerResetNonce: Int64 | None = None
 
 
 class IngressSpec(_Model):
@@ -63,7 +71,7 @@ class IngressSpec(_Model):
 
 class FlinkDeploymentSpec(_Model):
     job: JobSpec | None = None
-    restartNonce: int | None = None
+    restartNonce: Int64 | None = None
     flinkConfiguration: dict[str, Any] | None = None
     image: str | None = None
     imagePullPolicy: str | None = None
@@ -79,7 +87,7 @@ class FlinkDeploymentSpec(_Model):
 
 class FlinkSessionJobSpec(_Model):
     job: JobSpec | None = None
-    restartNonce: int | None = None
+    restartNonce: Int64 | None = None
     flinkConfiguration: dict[str, Any] | None = None
     deploymentName: str | None = None
 
@@ -99,6 +107,9 @@ def _describe(error: ValidationError) -> SpecError:
     message = first["msg"]
     if first.get("type") == "literal_error" and "input" in first:
         message = f"{first['input']!r} is not allowed; {message[0].lower()}{message[1:]}"
+    elif first.get("type") in ("less_than_equal", "greater_than_equal") and "input" in first:
+        bits = 32 if abs(int((first.get("ctx") or {}).get("le", (first.get("ctx") or {}).get("ge", 0)))) < 2**32 else 64
+        message = f"{first['input']} does not fit a {bits}-bit integer ({message[0].lower()}{message[1:]})"
     return SpecError(field, message)
 
 
@@ -109,6 +120,10 @@ def _parse(model: type[_Spec], raw: Any) -> _Spec:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be an object")
+    too_deep = deepest_path(raw, SPEC_MAX_DEPTH, "spec")
+    if too_deep:
+        field = ".".join(too_deep.split("[", 1)[0].split(".")[:3])  # the field, not the whole way down
+        raise SpecError(field, f"nested deeper than {SPEC_MAX_DEPTH} levels")
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -136,13 +151,17 @@ def serialize_reconciled(spec: FlinkDeploymentSpec | FlinkSessionJobSpec, first_
 
 
 def deserialize_reconciled(text: str | None) -> tuple[dict[str, Any] | None, bool]:
-    """(spec dict, firstDeployment) from a recorded spec; accepts the legacy form without the wrapper."""
+    """(spec dict, firstDeployment) from a recorded spec; accepts the legacy form without the wrapper.
+    A text that is no spec at all raises ValueError: reading it as "nothing reconciled" would deploy anew."""
     if not text:
         return None, False
     data = json.loads(text)
-    if isinstance(data, dict) and "resource_metadata" in data:
-        return data.get("spec") or {}, bool((data.get("resource_metadata") or {}).get("firstDeployment"))
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if k != "apiVersion"}
-        return data, False
-    return None, False
+    if not isinstance(data, dict):
+        raise ValueError("the recorded spec is not a JSON object")
+    if "resource_metadata" in data or set(data) <= {"spec", "apiVersion"} and "spec" in data:
+        spec = data.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            raise ValueError("the recorded spec's 'spec' is not an object")
+        return spec or {}, bool((data.get("resource_metadata") or {}).get("firstDeployment"))
+    data = {k: v for k, v in data.items() if k != "apiVersion"}
+    return data, False

@@ -24,6 +24,12 @@ LOG_KEYS = ("log4j-console.properties", "logback-console.xml")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
+#: Flink's upper bound of (max) parallelism (KeyGroupRangeAssignment.UPPER_BOUND_MAX_PARALLELISM = 2^15):
+#: a job asking for more can never run.
+MAX_PARALLELISM = 32768
+INT32_MAX = 2**31 - 1
+#: Kubernetes keeps CPU in millicores within an int64.
+MAX_CPU = (2**63 - 1) // 1000
 
 #: A custom validator (entry-point group `flink_sync.validators`): (kind, resource, spec, effective config) -> error or None.
 Validator = Callable[[str, Mapping[str, Any], Any, Mapping[str, str]], "str | None"]
@@ -66,6 +72,8 @@ def _memory_error(component: str, field_prefix: str, spec: JobManagerSpec | Task
             return f"{field_prefix}.resource.ephemeralStorage: {_title(component)} ephemeral storage parse error: {exc}"
     if spec and spec.resource and spec.resource.cpu is not None and spec.resource.cpu <= 0:
         return f"{field_prefix}.resource.cpu: {_title(component)} cpu must be positive"
+    if spec and spec.resource and spec.resource.cpu is not None and spec.resource.cpu > MAX_CPU:
+        return f"{field_prefix}.resource.cpu: {spec.resource.cpu} is more than a Kubernetes quantity can hold"
     for section, values in (("requests", requests), ("limits", limits)):
         for key, value in values.items():
             try:
@@ -174,12 +182,27 @@ def _job_errors(job: JobSpec, config: Mapping[str, str], tm_replicas: int | None
                 parse_duration(config[key])
             except DurationError as exc:
                 return f"spec.flinkConfiguration.{key}: {exc}"
+    if job.parallelism > MAX_PARALLELISM:
+        return f"{field}.parallelism: {job.parallelism} is over Flink's largest parallelism ({MAX_PARALLELISM})"
     if tm_replicas is not None:
         if tm_replicas < 1:
             return "spec.taskManager.replicas: TaskManager replicas must be larger than 0"
+        total = tm_replicas * (_slot_count(config) or 1)
+        if total > MAX_PARALLELISM:
+            return (f"spec.taskManager.replicas: {tm_replicas} TaskManagers give the job a parallelism of {total}, over "
+                    f"Flink's largest parallelism ({MAX_PARALLELISM})")
     elif job.parallelism < 1:
         return f"{field}.parallelism: Job parallelism must be larger than 0"
     return None
+
+
+def _slot_count(config: Mapping[str, str]) -> int | None:
+    """`taskmanager.numberOfTaskSlots` as Flink reads it (a Java int of at least 1), or None when unusable."""
+    try:
+        count = int(float(config.get("taskmanager.numberOfTaskSlots") or 1))
+    except (ValueError, OverflowError):
+        return None
+    return count if 1 <= count <= INT32_MAX else None
 
 
 def validate_deployment(name: str | None, spec: FlinkDeploymentSpec, config: Mapping[str, str],
@@ -264,13 +287,9 @@ def validate_deployment(name: str | None, spec: FlinkDeploymentSpec, config: Map
         return error
     if tm_replicas is not None and tm_replicas < 1:
         return "spec.taskManager.replicas: TaskManager replicas should not be configured less than one."
-    for key in ("taskmanager.numberOfTaskSlots",):
-        if key in config:
-            try:
-                if int(float(config[key])) < 1:
-                    raise ValueError
-            except ValueError:
-                return f"spec.flinkConfiguration.{key}: must be a whole number of at least 1, got '{config[key]}'"
+    key = "taskmanager.numberOfTaskSlots"
+    if key in config and _slot_count(config) is None:
+        return f"spec.flinkConfiguration.{key}: must be a whole number from 1 to {INT32_MAX}, got '{config[key]}'"
     if reconciled:
         was_session = reconciled.get("job") is None
         if was_session and spec.job is not None:

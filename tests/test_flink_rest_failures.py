@@ -414,13 +414,14 @@ def test_metrics_callback_failures_are_ignored(stub: StubServer) -> None:
 
 def test_client_is_shared_between_threads(stub: StubServer) -> None:
     stub.route("GET", "/overview", Reply(200, {"taskmanagers": 1, "slots-total": 2, "slots-available": 1}))
-    rest = client(stub.url)
+    # Generous timeouts: this test is about sharing, and eight threads on a busy 2-core machine are slow.
+    rest = client(stub.url, connect_timeout=5.0, read_timeout=5.0)
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(rest.overview().slots_total)) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(5)
+        t.join(15)
     assert results == [2] * 8
 
 

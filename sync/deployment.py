@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from . import flinkconf, kubelimits, observed, snapshots
+from . import flinkconf, kubelimits, observed, records, snapshots
 from .snapshots import OP, _duration_ms, _opt
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
@@ -776,8 +776,8 @@ class _Sync(PendingOperations):
         job_id = self.cluster["jobId"]
         attempt = int(self.internal.get("attempts") or 0)
         trigger_id = derive_id(self.uid, "stop", job_id, attempt)
-        pending = {"op": "stop", "triggerId": trigger_id, "jobId": job_id, "startedAt": self.now_ms,
-                   "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
+        pending = records.stop_record(trigger_id, job_id, self.now_ms,
+                                      purpose or ("upgrade" if wanted == "running" else "suspend"))
         # Intent first: the stop is issued on the next sync, once this record is durable in status.
         self.internal["pending"] = pending
         if pending["purpose"] != "delete":
@@ -788,8 +788,8 @@ class _Sync(PendingOperations):
     def _start_cancel(self, wanted: str, purpose: str | None = None) -> None:
         assert self.cluster is not None
         job_id = self.cluster["jobId"]
-        self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
-                                    "purpose": purpose or ("upgrade" if wanted == "running" else "suspend")}
+        self.internal["pending"] = records.cancel_record(job_id, self.now_ms,
+                                                         purpose or ("upgrade" if wanted == "running" else "suspend"))
         self._recon()["state"] = "UPGRADING"
         self._event("Suspended", "Suspending existing deployment.")
         self.waiting_progress = True

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .records import FLINK_SYNC_FIELDS, types_of
+
 #: Deeper than any object the API server serves for these kinds (a Deployment with managedFields is ~15 levels).
 MAX_OBJECT_DEPTH = 100
 
-_RECORD = {"spec": str, "jobId": str, "restorePath": str, "generation": int, "seq": int, "markStable": bool}
-_PENDING = {"op": str, "triggerId": str, "jobId": str, "startedAt": int, "issuedAt": int, "purpose": str,
-            "triggerType": str, "nonce": int, "restoreMode": str, "checkpointRecorded": bool}
 #: The status fields a sync reads, with the JSON type each must have (null is always allowed: "not set").
 #: A field of another type was not written by an operator of these CRDs; the sync answers 422 naming it.
 STATUS_FIELDS: dict[str, Any] = {
@@ -34,10 +33,7 @@ STATUS_FIELDS: dict[str, Any] = {
                                     "lastPeriodicSavepointTimestamp": int}},
     "reconciliationStatus": {"state": str, "lastReconciledSpec": str, "lastStableSpec": str,
                              "reconciliationTimestamp": int},
-    "flinkSync": {"cluster": _RECORD, "next": _RECORD, "pending": _PENDING, "deploys": int, "removed": int,
-                  "jmSeen": bool, "retryAt": int, "attempts": int, "specChangedGeneration": int,
-                  "checkpointOf": str, "redeployFrom": str, "manualRestore": bool, "markStableOnDeploy": bool,
-                  "deleteReady": bool, "submission": _RECORD, "submitted": bool, "submittedAt": int},
+    "flinkSync": types_of(FLINK_SYNC_FIELDS),
 }
 _JSON_TYPE = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list"}
 

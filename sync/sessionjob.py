@@ -12,7 +12,7 @@ import copy
 import json
 from typing import Any
 
-from . import flinkconf, snapshots
+from . import flinkconf, records, snapshots
 from .deployment import OP, iso
 from .pending import PendingOperations, settled
 from .diff import DiffType, classify
@@ -321,13 +321,13 @@ class _SessionJobSync(PendingOperations):
         if diff == DiffType.SAVEPOINT_REDEPLOY:
             self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
         if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
-            self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms,
-                                        "restoreMode": "savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless"}
+            self.internal["pending"] = records.cancel_record(
+                job_id, self.now_ms, restore_mode="savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless")
         elif state == "RUNNING":
             attempt = int(self.internal.get("attempts") or 0)
-            pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, attempt), "jobId": job_id,
-                       "startedAt": self.now_ms}
-            self.internal["pending"] = pending  # issued on the next sync, once durable
+            # Issued on the next sync, once durable.
+            self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, attempt), job_id,
+                                                           self.now_ms)
         else:
             self.waiting_progress = True
             return
@@ -389,11 +389,10 @@ class _SessionJobSync(PendingOperations):
         job_id = submission["jobId"]
         if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
                 and snapshots.savepoint_dir(self.config):
-            pending = {"op": "stop", "triggerId": derive_id(self.uid, "stop", job_id, "delete"), "jobId": job_id,
-                       "startedAt": self.now_ms, "purpose": "delete"}
-            self.internal["pending"] = pending
+            self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, "delete"), job_id,
+                                                           self.now_ms, "delete")
         else:
-            self.internal["pending"] = {"op": "cancel", "jobId": job_id, "startedAt": self.now_ms, "purpose": "delete"}
+            self.internal["pending"] = records.cancel_record(job_id, self.now_ms, "delete")
         return self._result(keep_lifecycle=True, finalized=False, resync=1.0)
 
     # ------------------------------------------------------------------ result

@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 from . import flinkconf, records, snapshots
-from .deployment import OP, iso
+from .flinkdeployment.cluster import iso
+from .snapshots import OP
 from .pending import PendingOperations, settled
 from .diff import DiffType, classify
 from .ids import derive_id

@@ -1,0 +1,1 @@
+"""The FlinkDeployment state machine, one module per concern; `sync.deployment` runs it."""

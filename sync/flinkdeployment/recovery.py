@@ -1,0 +1,102 @@
+"""Recovery and rollback: a lost JobManager Deployment (Apache's JM deployment recovery, or 'Manual restore
+required'), and the rollback of an upgrade that did not become stable in time."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import flinkconf
+from ..ids import derive_id
+from ..model import Action
+from ..render import is_ha_enabled, is_kubernetes_ha
+from ..snapshots import OP, _duration_ms
+from ..spec import deserialize_reconciled, parse_deployment_spec
+from ..status import TERMINAL_JOB_STATES, error_json
+from .cluster import cluster_record
+
+if TYPE_CHECKING:
+    from ..deployment import _Sync as DeploymentSync
+
+
+def jm_missing(s: DeploymentSync, previous: str | None) -> None:
+    s.status["jobManagerDeploymentStatus"] = "MISSING"
+    job_status = s._job_status()
+    if job_status.get("state") not in TERMINAL_JOB_STATES:
+        job_status["state"] = "RECONCILING"
+    if previous in ("MISSING", "ERROR"):
+        return
+    s.status["error"] = error_json("MissingJobManagerException", "Missing JobManager deployment")
+    s._event("Missing", "Missing JobManager deployment", "Warning")
+    spec = s._cluster_spec()
+    stateless = spec is None or spec.job is None or spec.job.upgradeMode == "stateless"
+    recovery = flinkconf.is_true(s.config, OP + "jm-deployment-recovery.enabled", True)
+    ha = is_ha_enabled(s._config_for(spec))
+    if recovery and (stateless or ha) and spec is not None and s.cluster is not None:
+        # Redeploy the deployed spec: with HA the same job id (Flink resumes from HA), otherwise a new one,
+        # as the Apache operator does. The rest of the old cluster goes first (see _deploy_next).
+        s._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
+        seq = int(s.internal.get("deploys") or 1) + 1
+        old = s._remove_cluster()
+        job_id = old.get("jobId")
+        if spec.job is not None and not ha:
+            job_id = derive_id(s.uid, s.generation, "recover", seq)
+        s.internal["deploys"] = seq
+        s.internal["next"] = cluster_record(spec, job_id, old.get("restorePath") if ha else None,
+                                               int(old.get("generation") or s.generation), seq=seq)
+        if job_id:
+            s._job_status()["jobId"] = job_id
+        s.waiting_progress = True
+        return
+    # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
+    # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
+    s._remove_cluster()
+    s.internal["manualRestore"] = True
+    s.status["error"] = error_json(
+        "UpgradeFailureException",
+        "JobManager deployment is missing and HA metadata is not available to make stateful upgrades. It is "
+        "possible that the job has finished or terminally failed, or the configmaps have been deleted. "
+        "Manual restore required.", "UpgradeFailed")
+
+
+def should_roll_back(s: DeploymentSync) -> bool:
+    recon = s._recon()
+    if not flinkconf.is_true(s.config, OP + "deployment.rollback.enabled"):
+        return False
+    if recon.get("state") != "DEPLOYED" or recon.get("lastReconciledSpec") == recon.get("lastStableSpec"):
+        return False
+    stable, _ = deserialize_reconciled(recon.get("lastStableSpec"))
+    if not stable or ((stable.get("job") or {}).get("state") == "suspended"):
+        return False
+    if s.desired is None or stable.get("flinkVersion") != s.desired.flinkVersion:
+        return False
+    timeout = _duration_ms(s.config, "deployment.readiness.timeout", "5 min")
+    return s.now_ms - int(recon.get("reconciliationTimestamp") or s.now_ms) > timeout
+
+
+def start_rollback(s: DeploymentSync) -> None:
+    """Redeploy the last stable spec: remove the unstable cluster, then deploy from the upgrade savepoint."""
+    recon = s._recon()
+    stable, _ = deserialize_reconciled(recon.get("lastStableSpec"))
+    assert stable is not None
+    s._event("Rollback", "Rolling back failed deployment.")
+    recon["state"] = "ROLLING_BACK"
+    stable_spec = parse_deployment_spec(stable)
+    job_status = s._job_status()
+    recon_mode = ((s.reconciled or {}).get("job") or {}).get("upgradeMode")
+    job_id = None
+    path = None
+    if stable_spec.job is not None:
+        if recon_mode == "last-state" and is_kubernetes_ha(s.config):
+            job_id = job_status.get("jobId")
+        else:
+            job_id = derive_id(s.uid, s.generation, "rollback", int(s.internal.get("deploys") or 1))
+            if recon_mode != "stateless":
+                path = job_status.get("upgradeSavepointPath")
+        if s.cluster and s.cluster.get("jobId") and s.status.get("jobManagerDeploymentStatus") == "READY":
+            s.actions.append(Action("cancel", {"job_id": s.cluster["jobId"]}, required=False))
+        job_status["jobId"] = job_id
+    seq = int(s.internal.get("deploys") or 1) + 1
+    s.internal["deploys"] = seq
+    s._remove_cluster()
+    s.internal["next"] = cluster_record(stable_spec, job_id, path, s.generation, seq=seq)
+    s.status["jobManagerDeploymentStatus"] = "MISSING"
+    s.waiting_progress = True

@@ -1,0 +1,43 @@
+"""Snapshots of a running job: manual (savepointTriggerNonce), periodic, and checkpoint triggers. The in-flight
+operations themselves are in sync/pending.py (shared with FlinkSessionJobs)."""
+from __future__ import annotations
+
+import copy
+
+from typing import TYPE_CHECKING
+
+from ..ids import derive_id
+from ..model import Action
+from ..snapshots import _opt
+
+if TYPE_CHECKING:
+    from ..deployment import _Sync as DeploymentSync
+
+
+def other_changes(s: DeploymentSync) -> None:
+    if s.desired is None or s.desired.job is None or not s._job_running():
+        return
+    if ((s.reconciled or {}).get("job") or {}).get("state") != "running":
+        return
+    assert s.cluster is not None  # _job_running
+    job_id = s.cluster["jobId"]
+    nonce = s.desired.job.savepointTriggerNonce
+    if nonce is not None and nonce != (s.reconciled or {}).get("job", {}).get("savepointTriggerNonce"):
+        s._start_savepoint(job_id, "MANUAL", nonce, nonce)
+        return
+    due = s._periodic_due_in_ms()
+    if due is not None and due <= 0:
+        # Keyed by the due time, so a retried sync asks for the same savepoint.
+        s._start_savepoint(job_id, "PERIODIC", None, s.now_ms + due)
+        return
+    checkpoint_nonce = s.desired.job.checkpointTriggerNonce
+    if checkpoint_nonce is not None and checkpoint_nonce != (s.reconciled or {}).get("job", {}).get("checkpointTriggerNonce"):
+        s.actions.append(Action("trigger_checkpoint", {
+            "job_id": job_id, "checkpoint_type": _opt(s.config, "checkpoint.type", "FULL"),
+            "trigger_id": derive_id(s.uid, "checkpoint", checkpoint_nonce)}))
+        spec = copy.deepcopy(s.reconciled or {})
+        spec["job"]["checkpointTriggerNonce"] = checkpoint_nonce
+        was_stable = s._recon().get("lastReconciledSpec") == s._recon().get("lastStableSpec")
+        s._record_reconciled(spec)
+        if was_stable:
+            s._mark_stable()

@@ -1,0 +1,281 @@
+"""Upgrades by mode (stateless, savepoint, last-state) and suspend: stop or cancel the running job the way its
+upgradeMode asks, record where to restore from, remove the old cluster, record and create the next one.
+Every step that depends on a value runs on a sync whose incoming status already holds it."""
+from __future__ import annotations
+
+import copy
+
+from typing import TYPE_CHECKING, Any
+
+from .. import flinkconf, records
+from ..diff import DiffType
+from ..ids import derive_id
+from ..model import Action
+from ..render import is_kubernetes_ha
+from ..snapshots import OP
+from ..spec import spec_json
+from ..status import TERMINAL_JOB_STATES
+from .cluster import cluster_record, observed_record
+
+from .. import snapshots
+
+if TYPE_CHECKING:
+    from ..deployment import _Sync as DeploymentSync
+
+
+def first_deploy(s: DeploymentSync) -> None:
+    spec = s.desired
+    assert spec is not None
+    if spec.job is not None and spec.job.state == "suspended":
+        return  # created suspended: nothing is deployed, lifecycle CREATED
+    job_id = derive_id(s.uid, s.generation, 0) if spec.job is not None else None
+    restore = spec.job.initialSavepointPath if spec.job is not None else None
+    recorded = spec_json(spec)
+    if spec.job is not None:
+        recorded["job"]["upgradeMode"] = "savepoint" if restore else "stateless"
+        job_status = s._job_status()
+        job_status.update({"jobId": job_id, "jobName": s.name, "state": "RECONCILING"})
+        if restore:
+            job_status["upgradeSavepointPath"] = restore
+    s._record_reconciled(recorded, first=True)
+    recon = s._recon()
+    recon["state"] = "DEPLOYED"
+    recon["reconciliationTimestamp"] = s.now_ms
+    s.internal["cluster"] = cluster_record(spec, job_id, restore, s.generation, seq=1)
+    s.internal["deploys"] = 1
+    s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
+    s.status.pop("error", None)
+    s._event("Submit", "Starting deployment")
+
+
+def deploy_next(s: DeploymentSync) -> None:
+    seen = observed_record(s._observed_jm())
+    ours = seen is not None and seen.get("seq") == s.internal["next"].get("seq")
+    if s._old_cluster_present() and not ours:
+        s.waiting_progress = True
+        return
+    nxt = s.internal.pop("next")
+    mark_stable = nxt.pop("markStable", False)
+    s.internal["cluster"] = nxt
+    s.internal["jmSeen"] = False
+    recon = s._recon()
+    if recon.get("state") == "ROLLING_BACK":
+        recon["state"] = "ROLLED_BACK"
+    else:
+        spec = copy.deepcopy(s.reconciled or {})
+        if spec.get("job"):
+            spec["job"]["state"] = "running"
+        s._record_reconciled(spec)
+        recon["state"] = "DEPLOYED"
+        if mark_stable:
+            s._mark_stable()
+    recon["reconciliationTimestamp"] = s.now_ms
+    job_status = s._job_status()
+    if nxt.get("jobId"):
+        job_status.update({"jobId": nxt["jobId"], "state": "RECONCILING"})
+        job_status.pop("startTime", None)
+    s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
+    if not s.invalid:
+        s.status.pop("error", None)
+    s._event("Submit", "Starting deployment")
+
+
+def can_scale_in_place(s: DeploymentSync) -> bool:
+    return (s._config_for(s._cluster_spec()).get("scheduler-mode") or "").lower() == "reactive"
+
+
+def scale_in_place(s: DeploymentSync) -> None:
+    assert s.desired is not None and s.cluster is not None
+    s.internal["cluster"] = {**s.cluster, "spec": cluster_record(s.desired, None, None, 0)["spec"]}
+    spec = spec_json(s.desired)
+    if spec.get("job") and s.reconciled and s.reconciled.get("job"):
+        spec["job"]["upgradeMode"] = s.reconciled["job"].get("upgradeMode")
+        spec["job"]["savepointTriggerNonce"] = s.reconciled["job"].get("savepointTriggerNonce")
+    s._record_reconciled(spec)
+    s._recon()["state"] = "DEPLOYED"
+    s._recon()["reconciliationTimestamp"] = s.now_ms
+
+
+def target_spec(s: DeploymentSync, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+    """The desired spec as recorded: the given job state and restore mode, old snapshot nonces kept."""
+    assert s.desired is not None
+    spec = spec_json(s.desired)
+    old_job = (s.reconciled or {}).get("job") or {}
+    if spec.get("job") is not None:
+        spec["job"]["state"] = job_state
+        if upgrade_mode:
+            spec["job"]["upgradeMode"] = upgrade_mode
+        for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
+            spec["job"][nonce] = old_job.get(nonce)
+    return spec
+
+
+def upgrade(s: DeploymentSync, diff: DiffType) -> None:
+    assert s.desired is not None
+    is_app = s.desired.job is not None
+    recon_job = (s.reconciled or {}).get("job") or {}
+    current = recon_job.get("state", "running") if is_app else ("running" if s.cluster else "suspended")
+    wanted = s.desired.job.state if is_app else "running"
+    if s.cluster and current == "running":
+        suspend(s, diff)
+        return
+    if s.cluster and current == "suspended":
+        # The stop or cancel finished and its savepoint path is already durable in status: remove the cluster.
+        s._remove_cluster()
+        s.status["jobManagerDeploymentStatus"] = "MISSING"
+        s.waiting_progress = True
+        return
+    if wanted == "suspended":
+        if s._recon().get("state") == "UPGRADING":
+            s._recon()["state"] = "DEPLOYED"
+        return
+    if s._old_cluster_present():
+        s.waiting_progress = True
+        return
+    prepare_deploy(s, diff)
+
+
+def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
+    """Record the next deployment (job id, restore path) in status; the following sync creates it."""
+    assert s.desired is not None
+    job = s.desired.job
+    job_status = s._job_status()
+    recon_job = (s.reconciled or {}).get("job") or {}
+    deploys = int(s.internal.get("deploys") or 1)
+    mark_stable = bool(s.internal.pop("markStableOnDeploy", False))
+    if job is None:
+        restore_mode, path, job_id = None, None, None
+    else:
+        restore_mode = "stateless" if job.upgradeMode == "stateless" else (recon_job.get("upgradeMode") or "stateless")
+        redeploy_from = s.internal.pop("redeployFrom", None)
+        if diff == DiffType.SAVEPOINT_REDEPLOY or redeploy_from:
+            restore_mode, mark_stable = "savepoint", True
+            job_status["upgradeSavepointPath"] = redeploy_from or job.initialSavepointPath
+        path = job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
+        if restore_mode == "last-state" and job_status.get("jobId"):
+            job_id = job_status["jobId"]  # HA checkpoints are keyed by job id
+        else:
+            job_id = derive_id(s.uid, s.generation, deploys)
+        job_status["jobId"] = job_id
+    s.internal["deploys"] = deploys + 1
+    s.internal["next"] = cluster_record(s.desired, job_id, path, s.generation, mark_stable, seq=deploys + 1)
+    s._record_reconciled(target_spec(s, "suspended", restore_mode))
+    recon = s._recon()
+    recon["state"] = "UPGRADING"
+    recon["reconciliationTimestamp"] = s.now_ms
+    s.waiting_progress = True
+
+
+def suspend(s: DeploymentSync, diff: DiffType) -> None:
+    """Stop the running job the way its upgradeMode asks (behaviour doc §3.3/§3.4)."""
+    assert s.desired is not None and s.cluster is not None
+    wanted = s.desired.job.state if s.desired.job else "running"
+    if s.desired.job is None:  # session cluster: delete, then deploy the new one
+        s._remove_cluster()
+        s._record_reconciled(target_spec(s, "running", None))
+        s._recon()["state"] = "UPGRADING"
+        s.status["jobManagerDeploymentStatus"] = "MISSING"
+        s._event("Suspended", "Suspending existing deployment.")
+        s.waiting_progress = True
+        return
+    job_status = s._job_status()
+    job_state = job_status.get("state")
+    mode = s.desired.job.upgradeMode
+    cluster_spec = s._cluster_spec()
+    version_changed = cluster_spec is not None and cluster_spec.flinkVersion != s.desired.flinkVersion
+    jm_ready = s.status.get("jobManagerDeploymentStatus") == "READY"
+    if diff == DiffType.SAVEPOINT_REDEPLOY:
+        # Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once.
+        job_status["upgradeSavepointPath"] = s.desired.job.initialSavepointPath
+        s.internal["markStableOnDeploy"] = True
+        s.internal["redeployFrom"] = s.desired.job.initialSavepointPath
+        stateless_suspend(s, wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
+        return
+    if mode == "stateless":
+        stateless_suspend(s, wanted, "stateless", cancel=job_state not in TERMINAL_JOB_STATES)
+        return
+    if job_state in TERMINAL_JOB_STATES:
+        if (s.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+            s.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
+            return
+        s._finish_suspend(wanted, "savepoint")
+        return
+    if job_state == "CANCELLING":
+        s.waiting_progress = True
+        return
+    use_last_state = mode == "last-state"
+    if mode == "savepoint":
+        if job_state == "RUNNING" and jm_ready:
+            start_stop(s, wanted)
+            return
+        if version_changed or flinkconf.is_true(s.config, OP + "job.upgrade.last-state-fallback.enabled", True):
+            use_last_state = True
+        else:
+            s.waiting_progress = True
+            return
+    if use_last_state:
+        savepoint_dir = snapshots.savepoint_dir(s.config)
+        cancellable = jm_ready and job_state not in (None, "RECONCILING") and job_state not in TERMINAL_JOB_STATES
+        if version_changed:
+            if job_state == "RUNNING" and savepoint_dir and jm_ready:
+                start_stop(s, wanted)
+            elif cancellable:
+                start_cancel(s, wanted)
+            else:
+                s.waiting_progress = True
+            return
+        ha = is_kubernetes_ha(s._config_for(cluster_spec)) and is_kubernetes_ha(s.config)
+        cancel_enabled = flinkconf.is_true(s.config, OP + "job.upgrade.last-state.job-cancel.enabled")
+        if ha and not cancel_enabled:
+            # Keep the HA metadata: delete the cluster, redeploy with the same job id; Flink resumes from HA.
+            s._event("Suspended", "Suspending existing deployment.")
+            s._record_reconciled(target_spec(s, "suspended", "last-state"))
+            s._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
+            if wanted != "running":
+                s._mark_stable()
+            s._remove_cluster()
+            s.status["jobManagerDeploymentStatus"] = "MISSING"
+            s.waiting_progress = True
+            return
+        if cancellable:
+            start_cancel(s, wanted)
+            return
+    s.waiting_progress = True
+
+
+def stateless_suspend(s: DeploymentSync, wanted: str, restore_mode: str, cancel: bool) -> None:
+    assert s.cluster is not None
+    job_id = s.cluster.get("jobId")
+    if cancel and job_id and s.status.get("jobManagerDeploymentStatus") == "READY":
+        s.actions.append(Action("cancel", {"job_id": job_id}, required=False))
+    s._event("Suspended", "Suspending existing deployment.")
+    s._finish_suspend(wanted, restore_mode)
+    # Nothing to keep: the cluster goes in this same sync.
+    s._remove_cluster()
+    s.status["jobManagerDeploymentStatus"] = "MISSING"
+    s._job_status()["state"] = "CANCELED" if cancel else s._job_status().get("state")
+
+
+def start_stop(s: DeploymentSync, wanted: str, purpose: str | None = None) -> None:
+    assert s.cluster is not None
+    job_id = s.cluster["jobId"]
+    attempt = int(s.internal.get("attempts") or 0)
+    trigger_id = derive_id(s.uid, "stop", job_id, attempt)
+    pending = records.stop_record(trigger_id, job_id, s.now_ms,
+                                  purpose or ("upgrade" if wanted == "running" else "suspend"))
+    # Intent first: the stop is issued on the next sync, once this record is durable in status.
+    s.internal["pending"] = pending
+    if pending["purpose"] != "delete":
+        s._recon()["state"] = "UPGRADING"
+        s._event("Suspended", "Suspending existing deployment.")
+    s.waiting_progress = True
+
+
+def start_cancel(s: DeploymentSync, wanted: str, purpose: str | None = None) -> None:
+    assert s.cluster is not None
+    job_id = s.cluster["jobId"]
+    s.internal["pending"] = records.cancel_record(job_id, s.now_ms,
+                                                     purpose or ("upgrade" if wanted == "running" else "suspend"))
+    s._recon()["state"] = "UPGRADING"
+    s._event("Suspended", "Suspending existing deployment.")
+    s.waiting_progress = True

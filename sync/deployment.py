@@ -32,7 +32,8 @@ from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse
 from .status import (error_json, error_message, lifecycle_state)
 from .validation import validate_deployment
 from .flinkdeployment import conditions, finalize, observe, recovery, savepoints, upgrade
-from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
+from .flinkdeployment.guard import refuse_unaccounted_removal
+from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, record_annotation
 
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
     """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""
@@ -186,7 +187,7 @@ class _Sync(PendingOperations):
         observe.observe(self)
         self._step()
         result = self._result()
-        _refuse_unaccounted_removal(self.old_status, self.children_in, result.children, self.name)
+        refuse_unaccounted_removal(self.old_status, self.children_in, result.children, self.name)
         return result
 
     def _parse_and_validate(self) -> None:
@@ -234,89 +235,111 @@ class _Sync(PendingOperations):
             return f"spec: the cluster cannot be rendered from it: {type(exc).__name__}: {exc}"
         return f"spec: Kubernetes would refuse the cluster's objects: {problem}" if problem else None
 
-    # ----------------------------------------------------------------- observe
-
     # ----------------------------------------------------------------- the state machine
     def _step(self) -> None:
+        """One decision: first finish what the status records as in flight, then act on the spec."""
+        if self._continue_recorded_step() or self.desired is None:
+            return
+        if self.reconciled is None or self.invalid:
+            self._first_deploy_or_finish_upgrade()
+            return
+        diff, fields = classify(self.reconciled, spec_json(self.desired))
+        if self.jm_lost and self._lost_jobmanager(diff):
+            return
+        if diff == DiffType.IGNORE and self._recon().get("state") != "UPGRADING":
+            self._steady()
+            return
+        if self.internal.get("manualRestore") and not self._leave_manual_restore(diff):
+            return
+        self._announce_spec_change(diff, fields)
+        if self._retry_later():
+            return
+        if diff == DiffType.SCALE and self.cluster and upgrade.can_scale_in_place(self):
+            upgrade.scale_in_place(self)
+            return
+        upgrade.upgrade(self, diff)
+
+    def _continue_recorded_step(self) -> bool:
+        """A next deployment, an operation in flight, or a stopped job whose cluster is still there."""
         if self.internal.get("next"):
             upgrade.deploy_next(self)
-            return
+            return True
         if self.internal.get("pending"):
             self._progress_pending()
-            return
+            return True
         if self.cluster and self.reconciled is not None and \
                 ((self.reconciled.get("job") or {}).get("state")) == "suspended":
             # The job was stopped and the path to restore from is durable in status: remove the cluster.
             self._remove_cluster()
             self.status["jobManagerDeploymentStatus"] = "MISSING"
             self.waiting_progress = True
-            return
-        if self.desired is None:
-            return
+            return True
+        return False
+
+    def _first_deploy_or_finish_upgrade(self) -> None:
+        """Nothing reconciled yet: deploy a valid spec. An invalid spec only finishes what is in flight: an
+        upgrade whose old cluster is already gone is completed with the recorded target spec, so that an invalid
+        edit never leaves the job down."""
         if self.reconciled is None:
             if not self.invalid:
                 upgrade.first_deploy(self)
             return
-        if self.invalid:
-            # Only finish what is in flight: an upgrade whose old cluster is already gone is completed with
-            # the recorded target spec so that an invalid edit never leaves the job down.
-            if self._recon().get("state") == "UPGRADING" and not self.cluster:
-                target = copy.deepcopy(self.reconciled)
-                if target.get("job"):
-                    target["job"]["state"] = "running"
-                self.desired = parse_deployment_spec(target)
-                upgrade.upgrade(self, DiffType.UPGRADE)
+        if self._recon().get("state") != "UPGRADING" or self.cluster:
             return
-        desired_json = spec_json(self.desired)
-        diff, fields = classify(self.reconciled, desired_json)
-        recon_state = self._recon().get("state")
-        if self.jm_lost:
-            if (diff != DiffType.IGNORE or recon_state == "UPGRADING") and self.desired.job is not None \
-                    and self.desired.job.upgradeMode == "stateless":
-                # Most likely our own stateless suspend whose status write was lost: carry on with the upgrade.
-                upgrade.stateless_suspend(self, self.desired.job.state, "stateless", cancel=False)
-                return
-            recovery.jm_missing(self, self.old_status.get("jobManagerDeploymentStatus"))
-            if not self.cluster or diff == DiffType.IGNORE:
-                return
-        if diff == DiffType.IGNORE and recon_state != "UPGRADING":
-            if recovery.should_roll_back(self):
-                recovery.start_rollback(self)
-                return
+        target = copy.deepcopy(self.reconciled)
+        if target.get("job"):
+            target["job"]["state"] = "running"
+        self.desired = parse_deployment_spec(target)
+        upgrade.upgrade(self, DiffType.UPGRADE)
+
+    def _lost_jobmanager(self, diff: DiffType) -> bool:
+        """The JobManager Deployment is gone. Returns whether that decided this sync."""
+        assert self.desired is not None
+        if (diff != DiffType.IGNORE or self._recon().get("state") == "UPGRADING") and self.desired.job is not None \
+                and self.desired.job.upgradeMode == "stateless":
+            # Most likely our own stateless suspend whose status write was lost: carry on with the upgrade.
+            upgrade.stateless_suspend(self, self.desired.job.state, "stateless", cancel=False)
+            return True
+        recovery.jm_missing(self, self.old_status.get("jobManagerDeploymentStatus"))
+        return not self.cluster or diff == DiffType.IGNORE
+
+    def _steady(self) -> None:
+        """The spec is what runs: roll back an upgrade that did not become stable, or take snapshots."""
+        if recovery.should_roll_back(self):
+            recovery.start_rollback(self)
+        else:
             savepoints.other_changes(self)
-            return
-        if self.internal.get("manualRestore"):
-            # Apache refuses to guess after "Manual restore required": only a savepoint redeploy (an explicit
-            # initialSavepointPath) or a stateless job may start again.
-            if diff != DiffType.SAVEPOINT_REDEPLOY and not (self.desired.job is not None
-                                                            and self.desired.job.upgradeMode == "stateless"
-                                                            and diff != DiffType.IGNORE):
-                return
-            self.internal.pop("manualRestore")
-            if diff == DiffType.SAVEPOINT_REDEPLOY and self.desired.job is not None:
-                self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
+
+    def _leave_manual_restore(self, diff: DiffType) -> bool:
+        """Apache refuses to guess after "Manual restore required": only a savepoint redeploy (an explicit
+        initialSavepointPath) or a change of a stateless job may start again."""
+        assert self.desired is not None
+        job = self.desired.job
+        if diff != DiffType.SAVEPOINT_REDEPLOY and not (job is not None and job.upgradeMode == "stateless"
+                                                        and diff != DiffType.IGNORE):
+            return False
+        self.internal.pop("manualRestore")
+        if diff == DiffType.SAVEPOINT_REDEPLOY and job is not None:
+            self.internal["redeployFrom"] = job.initialSavepointPath
+        return True
+
+    def _announce_spec_change(self, diff: DiffType, fields: list[str]) -> None:
+        """One SpecChanged event per generation, as Apache emits it."""
         if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
             self.internal["specChangedGeneration"] = self.generation
             self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkDeploymentSpec["
                         + ", ".join(fields) + "]), starting reconciliation.")
+
+    def _retry_later(self) -> bool:
+        """A failed upgrade step waits for its retry time."""
         retry_at = self.internal.get("retryAt")
         if retry_at and self.now_ms < retry_at:
             self.waiting_progress = True
-            return
+            return True
         self.internal.pop("retryAt", None)
-        if diff == DiffType.SCALE and self.cluster and upgrade.can_scale_in_place(self):
-            upgrade.scale_in_place(self)
-            return
-        upgrade.upgrade(self, diff)
+        return False
 
-    # ----------------------------------------------------------------- upgrades and suspend
-
-
-
-
-
-
-
+    # ----------------------------------------------------------------- hooks for sync/pending.py
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
         """The job is stopped and the path to restore from is in status; record the suspended spec.
         The cluster itself is removed on the next sync (the path must be durable before children change)."""
@@ -370,66 +393,43 @@ class _Sync(PendingOperations):
         return children
 
 
+    def _task_manager_status(self) -> None:
+        """`status.taskManager` (the scale subresource's view of a job cluster): replicas while the job runs."""
+        spec = self._cluster_spec() or self.desired
+        if spec is None or spec.job is None:
+            return
+        _, replicas = parallelism_and_replicas(spec, self._config_for(spec))
+        running = self._job_status().get("state") == "RUNNING"
+        self.status["taskManager"] = {"labelSelector": f"component=taskmanager,app={self.name}",
+                                      "replicas": replicas if running else 0}
+
+    def _resync_after(self) -> float:
+        """Soon while something is in flight or not ready, otherwise the reconcile interval; never past the
+        next periodic savepoint."""
+        busy = self.waiting_progress or \
+            self.status.get("jobManagerDeploymentStatus") not in ("READY", "MISSING") or \
+            self.status.get("lifecycleState") in ("UPGRADING", "DEPLOYED", "ROLLING_BACK")
+        resync = self._progress_interval() if busy else self._reconcile_interval()
+        due = self._periodic_due_in_ms() if self.desired is not None and self.desired.job is not None else None
+        if due is not None and due > 0:
+            resync = min(resync, max(1.0, due / 1000))
+        return resync
+
     def _result(self, keep_lifecycle: bool = False, resync: float | None = None,
                 finalized: bool | None = None) -> SyncResult:
         if not keep_lifecycle:
             self.status.pop("lifecycleState", None)
             self.status["lifecycleState"] = lifecycle_state(self.status)
         self.status["observedGeneration"] = self.generation
-        spec = self._cluster_spec() or self.desired
-        if spec is not None and spec.job is not None:
-            config = self._config_for(spec)
-            _, replicas = parallelism_and_replicas(spec, config)
-            running = self._job_status().get("state") == "RUNNING"
-            self.status["taskManager"] = {"labelSelector": f"component=taskmanager,app={self.name}",
-                                          "replicas": replicas if running else 0}
+        self._task_manager_status()
         conditions.conditions(self)
         if not self.internal:
             self.status.pop("flinkSync", None)
         if resync is None:
-            resync = self._progress_interval() if (self.waiting_progress or
-                                                   self.status.get("jobManagerDeploymentStatus") not in ("READY", "MISSING")
-                                                   or self.status.get("lifecycleState") in ("UPGRADING", "DEPLOYED", "ROLLING_BACK")) \
-                else self._reconcile_interval()
-            due = self._periodic_due_in_ms() if self.desired is not None and self.desired.job is not None else None
-            if due is not None and due > 0:
-                resync = min(resync, max(1.0, due / 1000))
+            resync = self._resync_after()
         children = self._children() if finalized is not True else []
         return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
                           resync_after_seconds=resync, finalized=finalized)
-
-
-class UnaccountedChildren(StatusUnusable):
-    """Observed children that a response would delete although no record of flink-sync explains why."""
-
-
-def _refuse_unaccounted_removal(status: dict[str, Any], observed_children: dict[str, Any],
-                                answered: list[dict[str, Any]], name: str) -> None:
-    """The last line of defence: a response never leaves out an observed child (Metacontroller would delete it)
-    unless a record of flink-sync in the incoming status decides the children. Those records are the cluster
-    record (children are rendered from it), the next deployment, and a deliberate removal (`removed`) that
-    covers the observed JobManager. Anything else, such as a status without its records next to a cluster
-    whose JobManager carries no record, is refused as a 422: nothing is applied."""
-    internal = status.get("flinkSync") or {}
-    if internal.get("cluster") or internal.get("next"):
-        return
-    kept = {(child.get("kind"), (child.get("metadata") or {}).get("name")) for child in answered}
-    dropped = sorted(f"{kind} {obj_name}" for kind, obj_name, obj in observed.all_objects(observed_children)
-                     if (kind, obj_name) not in kept and not (obj.get("metadata") or {}).get("deletionTimestamp"))
-    if not dropped:
-        return
-    if "removed" in internal:
-        jm = observed.deployment(observed_children, name)
-        seen = observed_record(jm) if jm is not None else None
-        if jm is None or (seen is not None and seen["seq"] <= int(internal.get("removed") or 0)):
-            return  # what a recorded removal left behind, still in Metacontroller's cache or being deleted
-    elif internal and status.get("jobManagerDeploymentStatus") == "MISSING":
-        return  # the same, in a status of a flink-sync from before `removed`: its removals left MISSING behind
-    raise UnaccountedChildren(
-        f"status.flinkSync: no record of the cluster whose children are observed ({', '.join(dropped[:6])}"
-        + (", ..." if len(dropped) > 6 else "") + "); flink-sync will not delete children it cannot account for. "
-        "If another operator created them, suspend the job there and delete them; flink-sync then deploys from the "
-        "spec and restores status.jobStatus.upgradeSavepointPath.")
 
 
 def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, flink: FlinkObservation | None,

@@ -169,77 +169,93 @@ def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
 def suspend(s: DeploymentSync, diff: DiffType) -> None:
     """Stop the running job the way its upgradeMode asks (behaviour doc §3.3/§3.4)."""
     assert s.desired is not None and s.cluster is not None
-    wanted = s.desired.job.state if s.desired.job else "running"
-    if s.desired.job is None:  # session cluster: delete, then deploy the new one
-        s._remove_cluster()
-        s._record_reconciled(target_spec(s, "running", None))
-        s._recon()["state"] = "UPGRADING"
-        s.status["jobManagerDeploymentStatus"] = "MISSING"
-        s._event("Suspended", "Suspending existing deployment.")
-        s.waiting_progress = True
+    if s.desired.job is None:
+        _suspend_session_cluster(s)
         return
-    job_status = s._job_status()
-    job_state = job_status.get("state")
-    mode = s.desired.job.upgradeMode
-    cluster_spec = s._cluster_spec()
-    version_changed = cluster_spec is not None and cluster_spec.flinkVersion != s.desired.flinkVersion
-    jm_ready = s.status.get("jobManagerDeploymentStatus") == "READY"
+    wanted = s.desired.job.state
+    job_state = s._job_status().get("state")
     if diff == DiffType.SAVEPOINT_REDEPLOY:
-        # Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once.
-        job_status["upgradeSavepointPath"] = s.desired.job.initialSavepointPath
-        s.internal["markStableOnDeploy"] = True
-        s.internal["redeployFrom"] = s.desired.job.initialSavepointPath
-        stateless_suspend(s, wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
-        return
-    if mode == "stateless":
+        _savepoint_redeploy(s, wanted, job_state)
+    elif s.desired.job.upgradeMode == "stateless":
         stateless_suspend(s, wanted, "stateless", cancel=job_state not in TERMINAL_JOB_STATES)
-        return
-    if job_state in TERMINAL_JOB_STATES:
+    elif job_state in TERMINAL_JOB_STATES:
         if (s.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
             s.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
-            return
-        s._finish_suspend(wanted, "savepoint")
-        return
-    if job_state == "CANCELLING":
+        else:
+            s._finish_suspend(wanted, "savepoint")
+    elif job_state == "CANCELLING":
         s.waiting_progress = True
-        return
-    use_last_state = mode == "last-state"
-    if mode == "savepoint":
-        if job_state == "RUNNING" and jm_ready:
+    elif s.desired.job.upgradeMode == "savepoint":
+        _suspend_savepoint_mode(s, wanted, job_state)
+    else:
+        _suspend_last_state(s, wanted, job_state)
+
+
+def _suspend_session_cluster(s: DeploymentSync) -> None:
+    """A session cluster: delete it, then deploy the new one."""
+    s._remove_cluster()
+    s._record_reconciled(target_spec(s, "running", None))
+    s._recon()["state"] = "UPGRADING"
+    s.status["jobManagerDeploymentStatus"] = "MISSING"
+    s._event("Suspended", "Suspending existing deployment.")
+    s.waiting_progress = True
+
+
+def _savepoint_redeploy(s: DeploymentSync, wanted: str, job_state: str | None) -> None:
+    """Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once."""
+    assert s.desired is not None and s.desired.job is not None
+    s._job_status()["upgradeSavepointPath"] = s.desired.job.initialSavepointPath
+    s.internal["markStableOnDeploy"] = True
+    s.internal["redeployFrom"] = s.desired.job.initialSavepointPath
+    stateless_suspend(s, wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
+
+
+def _version_changed(s: DeploymentSync) -> bool:
+    cluster_spec = s._cluster_spec()
+    return cluster_spec is not None and s.desired is not None and cluster_spec.flinkVersion != s.desired.flinkVersion
+
+
+def _suspend_savepoint_mode(s: DeploymentSync, wanted: str, job_state: str | None) -> None:
+    """Stop with a savepoint; a job that cannot take one falls back to last-state when allowed."""
+    if job_state == "RUNNING" and s.status.get("jobManagerDeploymentStatus") == "READY":
+        start_stop(s, wanted)
+    elif _version_changed(s) or flinkconf.is_true(s.config, OP + "job.upgrade.last-state-fallback.enabled", True):
+        _suspend_last_state(s, wanted, job_state)
+    else:
+        s.waiting_progress = True
+
+
+def _suspend_last_state(s: DeploymentSync, wanted: str, job_state: str | None) -> None:
+    """Keep the HA metadata and redeploy, or cancel and restore the latest checkpoint; a Flink version change
+    needs a savepoint (or a cancel) first."""
+    jm_ready = s.status.get("jobManagerDeploymentStatus") == "READY"
+    cancellable = jm_ready and job_state not in (None, "RECONCILING") and job_state not in TERMINAL_JOB_STATES
+    if _version_changed(s):
+        if job_state == "RUNNING" and snapshots.savepoint_dir(s.config) and jm_ready:
             start_stop(s, wanted)
-            return
-        if version_changed or flinkconf.is_true(s.config, OP + "job.upgrade.last-state-fallback.enabled", True):
-            use_last_state = True
+        elif cancellable:
+            start_cancel(s, wanted)
         else:
             s.waiting_progress = True
-            return
-    if use_last_state:
-        savepoint_dir = snapshots.savepoint_dir(s.config)
-        cancellable = jm_ready and job_state not in (None, "RECONCILING") and job_state not in TERMINAL_JOB_STATES
-        if version_changed:
-            if job_state == "RUNNING" and savepoint_dir and jm_ready:
-                start_stop(s, wanted)
-            elif cancellable:
-                start_cancel(s, wanted)
-            else:
-                s.waiting_progress = True
-            return
-        ha = is_kubernetes_ha(s._config_for(cluster_spec)) and is_kubernetes_ha(s.config)
-        cancel_enabled = flinkconf.is_true(s.config, OP + "job.upgrade.last-state.job-cancel.enabled")
-        if ha and not cancel_enabled:
-            # Keep the HA metadata: delete the cluster, redeploy with the same job id; Flink resumes from HA.
-            s._event("Suspended", "Suspending existing deployment.")
-            s._record_reconciled(target_spec(s, "suspended", "last-state"))
-            s._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
-            if wanted != "running":
-                s._mark_stable()
-            s._remove_cluster()
-            s.status["jobManagerDeploymentStatus"] = "MISSING"
-            s.waiting_progress = True
-            return
-        if cancellable:
-            start_cancel(s, wanted)
-            return
+        return
+    ha = is_kubernetes_ha(s._config_for(s._cluster_spec())) and is_kubernetes_ha(s.config)
+    if ha and not flinkconf.is_true(s.config, OP + "job.upgrade.last-state.job-cancel.enabled"):
+        _suspend_keeping_ha(s, wanted)
+    elif cancellable:
+        start_cancel(s, wanted)
+    else:
+        s.waiting_progress = True
+
+
+def _suspend_keeping_ha(s: DeploymentSync, wanted: str) -> None:
+    """Keep the HA metadata: delete the cluster, redeploy with the same job id; Flink resumes from HA."""
+    s._event("Suspended", "Suspending existing deployment.")
+    s._record_reconciled(target_spec(s, "suspended", "last-state"))
+    s._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
+    if wanted != "running":
+        s._mark_stable()
+    s._remove_cluster()
+    s.status["jobManagerDeploymentStatus"] = "MISSING"
     s.waiting_progress = True
 
 

@@ -1,6 +1,7 @@
 """Conditions: Running, Ready, Progressing and Degraded, from the lifecycle state and the observation."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..status import camel, error_message, set_condition
@@ -10,42 +11,78 @@ if TYPE_CHECKING:
     from ..deployment import _Sync as DeploymentSync
 
 
-def conditions(s: DeploymentSync) -> None:
-    now = iso(s.now_ms)
-    conditions = list(s.status.get("conditions") or [])
-    jm_status = s.status.get("jobManagerDeploymentStatus") or "MISSING"
-    job_state = s._job_status().get("state")
+@dataclass(frozen=True)
+class _View:
+    """What the conditions are computed from."""
+    jm_status: str
+    job_state: str | None
+    lifecycle: str | None
+    error: str
+    is_app: bool
+    in_flight: bool        # an upgrade, stop or cancel, or a retry, is under way
+    progressing: bool
+
+
+def _view(s: DeploymentSync) -> _View:
     lifecycle = s.status.get("lifecycleState")
-    error = error_message(s.status.get("error"))
-    if s._is_app():
-        running = job_state == "RUNNING"
-        conditions = set_condition(conditions, "Running", running, camel(job_state or "Reconciling"),
-                                   f"Job status {job_state or 'RECONCILING'}", now, s.generation)
-        ready = running and jm_status == "READY"
-        ready_reason = "JobRunning" if ready else camel(job_state or "Reconciling")
+    pending_op = (s.internal.get("pending") or {}).get("op")
+    waiting = bool(s.internal.get("next")) or bool(s.internal.get("retryAt"))
+    return _View(jm_status=s.status.get("jobManagerDeploymentStatus") or "MISSING",
+                 job_state=s._job_status().get("state"), lifecycle=lifecycle,
+                 error=error_message(s.status.get("error")), is_app=s._is_app(),
+                 in_flight=lifecycle in ("UPGRADING", "ROLLING_BACK") or waiting or pending_op in ("stop", "cancel"),
+                 progressing=lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(pending_op) or waiting)
+
+
+def _running(v: _View) -> tuple[bool, str, str]:
+    """Running: the job runs (job clusters), or the JobManager answers REST calls (session clusters)."""
+    if v.is_app:
+        return v.job_state == "RUNNING", camel(v.job_state or "Reconciling"), f"Job status {v.job_state or 'RECONCILING'}"
+    ready = v.jm_status == "READY"
+    return (ready, "JobManagerReady" if ready else camel(v.jm_status),
+            "JobManager is running and ready to receive REST API calls" if ready
+            else f"JobManager deployment status {v.jm_status}")
+
+
+def _ready(v: _View) -> tuple[bool, str]:
+    """Ready: running on a ready JobManager, not suspended, and no upgrade in flight. While an upgrade is in flight
+    the old job may still run: Ready must not say the new spec is there, or `kubectl wait --for=condition=Ready`
+    would return before the upgrade happened."""
+    if v.is_app:
+        ready = v.job_state == "RUNNING" and v.jm_status == "READY"
+        reason = "JobRunning" if ready else camel(v.job_state or "Reconciling")
     else:
-        ready = jm_status == "READY"
-        ready_reason = "JobManagerReady" if ready else camel(jm_status)
-        conditions = set_condition(conditions, "Running", ready, ready_reason,
-                                   "JobManager is running and ready to receive REST API calls" if ready
-                                   else f"JobManager deployment status {jm_status}", now, s.generation)
-    if lifecycle == "SUSPENDED":
-        ready, ready_reason = False, "Suspended"
-    # While an upgrade is in flight the old job may still run: Ready must not say the new spec is there,
-    # or `kubectl wait --for=condition=Ready` would return before the upgrade happened.
-    in_flight = lifecycle in ("UPGRADING", "ROLLING_BACK") or bool(s.internal.get("next")) or \
-        (s.internal.get("pending") or {}).get("op") in ("stop", "cancel") or bool(s.internal.get("retryAt"))
-    if in_flight and ready:
-        ready, ready_reason = False, "UpgradeInProgress"
-    conditions = set_condition(conditions, "Ready", ready, ready_reason,
-                               f"lifecycle {lifecycle}, JobManager {jm_status}" + (f", job {job_state}" if job_state else ""),
-                               now, s.generation)
-    progressing = lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(s.internal.get("pending")) \
-        or bool(s.internal.get("next")) or bool(s.internal.get("retryAt"))
-    conditions = set_condition(conditions, "Progressing", progressing, camel(lifecycle or "Created"),
-                               f"lifecycle {lifecycle}", now, s.generation)
-    degraded = bool(error) or lifecycle in ("FAILED", "ROLLED_BACK") or jm_status == "ERROR"
-    conditions = set_condition(conditions, "Degraded", degraded,
-                               "ValidationError" if s.invalid else camel(lifecycle or "Created") if degraded else "AsExpected",
-                               error[:512] if error else f"lifecycle {lifecycle}", now, s.generation)
-    s.status["conditions"] = conditions
+        ready = v.jm_status == "READY"
+        reason = "JobManagerReady" if ready else camel(v.jm_status)
+    if v.lifecycle == "SUSPENDED":
+        return False, "Suspended"
+    if v.in_flight and ready:
+        return False, "UpgradeInProgress"
+    return ready, reason
+
+
+def _degraded(s: DeploymentSync, v: _View) -> tuple[bool, str, str]:
+    degraded = bool(v.error) or v.lifecycle in ("FAILED", "ROLLED_BACK") or v.jm_status == "ERROR"
+    if s.invalid:
+        reason = "ValidationError"
+    else:
+        reason = camel(v.lifecycle or "Created") if degraded else "AsExpected"
+    return degraded, reason, v.error[:512] if v.error else f"lifecycle {v.lifecycle}"
+
+
+def conditions(s: DeploymentSync) -> None:
+    """Running, Ready, Progressing and Degraded, each moving its lastTransitionTime only when it flips."""
+    now, generation = iso(s.now_ms), s.generation
+    v = _view(s)
+    found = list(s.status.get("conditions") or [])
+    value, reason, message = _running(v)
+    found = set_condition(found, "Running", value, reason, message, now, generation)
+    ready, ready_reason = _ready(v)
+    found = set_condition(found, "Ready", ready, ready_reason,
+                          f"lifecycle {v.lifecycle}, JobManager {v.jm_status}"
+                          + (f", job {v.job_state}" if v.job_state else ""), now, generation)
+    found = set_condition(found, "Progressing", v.progressing, camel(v.lifecycle or "Created"),
+                          f"lifecycle {v.lifecycle}", now, generation)
+    value, reason, message = _degraded(s, v)
+    found = set_condition(found, "Degraded", value, reason, message, now, generation)
+    s.status["conditions"] = found

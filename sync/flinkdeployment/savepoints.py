@@ -15,14 +15,17 @@ if TYPE_CHECKING:
 
 
 def other_changes(s: DeploymentSync) -> None:
+    """A running job whose spec is reconciled: a manual savepoint (new savepointTriggerNonce), a periodic one
+    that is due, or a manual checkpoint (new checkpointTriggerNonce), in that order, one per sync."""
     if s.desired is None or s.desired.job is None or not s._job_running():
         return
-    if ((s.reconciled or {}).get("job") or {}).get("state") != "running":
+    reconciled_job = (s.reconciled or {}).get("job") or {}
+    if reconciled_job.get("state") != "running":
         return
     assert s.cluster is not None  # _job_running
     job_id = s.cluster["jobId"]
     nonce = s.desired.job.savepointTriggerNonce
-    if nonce is not None and nonce != (s.reconciled or {}).get("job", {}).get("savepointTriggerNonce"):
+    if nonce is not None and nonce != reconciled_job.get("savepointTriggerNonce"):
         s._start_savepoint(job_id, "MANUAL", nonce, nonce)
         return
     due = s._periodic_due_in_ms()
@@ -31,13 +34,18 @@ def other_changes(s: DeploymentSync) -> None:
         s._start_savepoint(job_id, "PERIODIC", None, s.now_ms + due)
         return
     checkpoint_nonce = s.desired.job.checkpointTriggerNonce
-    if checkpoint_nonce is not None and checkpoint_nonce != (s.reconciled or {}).get("job", {}).get("checkpointTriggerNonce"):
-        s.actions.append(Action("trigger_checkpoint", {
-            "job_id": job_id, "checkpoint_type": _opt(s.config, "checkpoint.type", "FULL"),
-            "trigger_id": derive_id(s.uid, "checkpoint", checkpoint_nonce)}))
-        spec = copy.deepcopy(s.reconciled or {})
-        spec["job"]["checkpointTriggerNonce"] = checkpoint_nonce
-        was_stable = s._recon().get("lastReconciledSpec") == s._recon().get("lastStableSpec")
-        s._record_reconciled(spec)
-        if was_stable:
-            s._mark_stable()
+    if checkpoint_nonce is not None and checkpoint_nonce != reconciled_job.get("checkpointTriggerNonce"):
+        _trigger_checkpoint(s, job_id, checkpoint_nonce)
+
+
+def _trigger_checkpoint(s: DeploymentSync, job_id: str, nonce: int) -> None:
+    """A manual checkpoint: fire and record the nonce (Flink keeps the checkpoint itself)."""
+    s.actions.append(Action("trigger_checkpoint", {
+        "job_id": job_id, "checkpoint_type": _opt(s.config, "checkpoint.type", "FULL"),
+        "trigger_id": derive_id(s.uid, "checkpoint", nonce)}))
+    spec = copy.deepcopy(s.reconciled or {})
+    spec["job"]["checkpointTriggerNonce"] = nonce
+    was_stable = s._recon().get("lastReconciledSpec") == s._recon().get("lastStableSpec")
+    s._record_reconciled(spec)
+    if was_stable:
+        s._mark_stable()

@@ -14,10 +14,13 @@ from ..status import TERMINAL_JOB_STATES, error_json
 from .cluster import cluster_record
 
 if TYPE_CHECKING:
+    from ..spec import FlinkDeploymentSpec
     from ..deployment import _Sync as DeploymentSync
 
 
 def jm_missing(s: DeploymentSync, previous: str | None) -> None:
+    """The JobManager Deployment is gone (Apache's "JM deployment recovery"): redeploy it when that is safe,
+    otherwise ask for a manual restore. Reported once, when it goes missing."""
     s.status["jobManagerDeploymentStatus"] = "MISSING"
     job_status = s._job_status()
     if job_status.get("state") not in TERMINAL_JOB_STATES:
@@ -27,27 +30,40 @@ def jm_missing(s: DeploymentSync, previous: str | None) -> None:
     s.status["error"] = error_json("MissingJobManagerException", "Missing JobManager deployment")
     s._event("Missing", "Missing JobManager deployment", "Warning")
     spec = s._cluster_spec()
-    stateless = spec is None or spec.job is None or spec.job.upgradeMode == "stateless"
-    recovery = flinkconf.is_true(s.config, OP + "jm-deployment-recovery.enabled", True)
+    if spec is not None and s.cluster is not None and _recoverable(s, spec):
+        _recover_deployment(s, spec)
+    else:
+        _manual_restore_required(s)
+
+
+def _recoverable(s: DeploymentSync, spec: FlinkDeploymentSpec) -> bool:
+    """Recovery is on, and the job loses nothing by a redeploy: stateless, or resumed from HA."""
+    stateless = spec.job is None or spec.job.upgradeMode == "stateless"
+    return flinkconf.is_true(s.config, OP + "jm-deployment-recovery.enabled", True) and \
+        (stateless or is_ha_enabled(s._config_for(spec)))
+
+
+def _recover_deployment(s: DeploymentSync, spec: FlinkDeploymentSpec) -> None:
+    """Redeploy the deployed spec: with HA the same job id (Flink resumes from HA), otherwise a new one, as the
+    Apache operator does. The rest of the old cluster goes first (see upgrade.deploy_next)."""
     ha = is_ha_enabled(s._config_for(spec))
-    if recovery and (stateless or ha) and spec is not None and s.cluster is not None:
-        # Redeploy the deployed spec: with HA the same job id (Flink resumes from HA), otherwise a new one,
-        # as the Apache operator does. The rest of the old cluster goes first (see _deploy_next).
-        s._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
-        seq = int(s.internal.get("deploys") or 1) + 1
-        old = s._remove_cluster()
-        job_id = old.get("jobId")
-        if spec.job is not None and not ha:
-            job_id = derive_id(s.uid, s.generation, "recover", seq)
-        s.internal["deploys"] = seq
-        s.internal["next"] = cluster_record(spec, job_id, old.get("restorePath") if ha else None,
-                                               int(old.get("generation") or s.generation), seq=seq)
-        if job_id:
-            s._job_status()["jobId"] = job_id
-        s.waiting_progress = True
-        return
-    # A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint
-    # would silently rewind its state. Stop managing the cluster and ask for a manual restore.
+    s._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
+    seq = int(s.internal.get("deploys") or 1) + 1
+    old = s._remove_cluster()
+    job_id = old.get("jobId")
+    if spec.job is not None and not ha:
+        job_id = derive_id(s.uid, s.generation, "recover", seq)
+    s.internal["deploys"] = seq
+    s.internal["next"] = cluster_record(spec, job_id, old.get("restorePath") if ha else None,
+                                        int(old.get("generation") or s.generation), seq=seq)
+    if job_id:
+        s._job_status()["jobId"] = job_id
+    s.waiting_progress = True
+
+
+def _manual_restore_required(s: DeploymentSync) -> None:
+    """A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint would
+    silently rewind its state. Stop managing the cluster and ask for a manual restore."""
     s._remove_cluster()
     s.internal["manualRestore"] = True
     s.status["error"] = error_json(

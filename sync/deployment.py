@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import flinkconf, kubelimits, observed
+from . import flinkconf, jobsync, kubelimits, observed
 from .snapshots import OP
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
@@ -251,8 +251,8 @@ class _Sync(PendingOperations):
             return
         if self.internal.get("manualRestore") and not self._leave_manual_restore(diff):
             return
-        self._announce_spec_change(diff, fields)
-        if self._retry_later():
+        jobsync.announce_spec_change(self, diff, fields, "FlinkDeploymentSpec")
+        if jobsync.retry_later(self):
             return
         if diff == DiffType.SCALE and self.cluster and upgrade.can_scale_in_place(self):
             upgrade.scale_in_place(self)
@@ -322,22 +322,6 @@ class _Sync(PendingOperations):
         if diff == DiffType.SAVEPOINT_REDEPLOY and job is not None:
             self.internal["redeployFrom"] = job.initialSavepointPath
         return True
-
-    def _announce_spec_change(self, diff: DiffType, fields: list[str]) -> None:
-        """One SpecChanged event per generation, as Apache emits it."""
-        if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
-            self.internal["specChangedGeneration"] = self.generation
-            self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkDeploymentSpec["
-                        + ", ".join(fields) + "]), starting reconciliation.")
-
-    def _retry_later(self) -> bool:
-        """A failed upgrade step waits for its retry time."""
-        retry_at = self.internal.get("retryAt")
-        if retry_at and self.now_ms < retry_at:
-            self.waiting_progress = True
-            return True
-        self.internal.pop("retryAt", None)
-        return False
 
     # ----------------------------------------------------------------- hooks for sync/pending.py
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:

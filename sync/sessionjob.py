@@ -12,10 +12,10 @@ import copy
 import json
 from typing import Any
 
-from . import flinkconf, records, snapshots
+from . import flinkconf, jobsync, records, snapshots
 from .flinkdeployment.cluster import iso
 from .snapshots import OP
-from .pending import PendingOperations, settled
+from .pending import PendingOperations
 from .diff import DiffType, classify
 from .ids import derive_id
 from .intake import usable_status
@@ -152,6 +152,7 @@ class _SessionJobSync(PendingOperations):
 
     # ------------------------------------------------------------------ observe
     def _observe(self) -> None:
+        """jobStatus from the session cluster's view of the submitted job."""
         flink = self.flink
         submission = self.internal.get("submission")
         if flink is None or not submission:
@@ -164,46 +165,19 @@ class _SessionJobSync(PendingOperations):
         if job is None:
             return
         old = self.job_status.get("state")
-        self.job_status.update({"jobId": job.job_id, "jobName": job.name})
-        if job.start_time:
-            self.job_status["startTime"] = str(job.start_time)
-        if job.state != old:
-            self.job_status["state"] = job.state
-            self.job_status["updateTime"] = str(self.now_ms)
-            self._event("JobStatusChanged", f"Job status changed from {old} to {job.state}" if old else
-                        f"Job status changed to {job.state}")
-        if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and settled(job, self.now_ms) and \
-                self.internal.get("checkpointOf") != job.job_id and not self.internal.get("pending"):
-            self.job_status["upgradeSavepointPath"] = flink.latest_checkpoint_path
-            self.internal["checkpointOf"] = job.job_id
-        if job.state == "RUNNING" and self.recon.get("state") == "DEPLOYED" and \
-                self.recon.get("lastReconciledSpec") != self.recon.get("lastStableSpec"):
+        jobsync.observe_job_fields(self, job, old)
+        jobsync.record_terminal_checkpoint(self, job, flink)
+        stable = self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec")
+        if job.state == "RUNNING" and self.recon.get("state") == "DEPLOYED" and not stable:
             self._mark_stable()
-        if job.state == "FAILED" and old != "FAILED":
-            cause = flink.failure_cause or "Job failed"
-            self.status["error"] = error_json("JobFailedException", cause)
-            self._event("Error", cause, "Warning")
-        if job.state == "RUNNING" and not self.invalid and \
-                self.recon.get("lastReconciledSpec") == self.recon.get("lastStableSpec"):
+        jobsync.report_failure(self, job, old, flink)
+        if job.state == "RUNNING" and not self.invalid and stable:
             self.status.pop("error", None)
 
     # ------------------------------------------------------------------ state machine
     def _step(self) -> None:
-        if self.internal.get("pending"):
-            self._progress_pending()
-            return
-        submission = self.internal.get("submission")
-        if submission and not self.internal.get("submitted"):
-            self._submit(submission)
-            return
-        if submission and self.internal.get("submitted") and self.flink is not None and self.flink.reachable and \
-                self.flink.jobs is not None and self.flink.job(submission["jobId"]) is None and \
-                self.now_ms - int(self.internal.get("submittedAt") or 0) > 30_000:
-            # Submitted, yet the cluster does not know the job (e.g. the session cluster was re-created):
-            # submit again with the same id; Flink refuses a duplicate if it is there after all.
-            self._submit(submission)
-            return
-        if self.desired is None:
+        """One decision: first finish what the status records as in flight, then act on the spec."""
+        if self._continue_recorded_step() or self.desired is None:
             return
         if self.reconciled is None:
             if not self.invalid and self.desired.job and self.desired.job.state == "running":
@@ -215,16 +189,28 @@ class _SessionJobSync(PendingOperations):
         if diff == DiffType.IGNORE and self.recon.get("state") != "UPGRADING":
             self._other_changes()
             return
-        if diff != DiffType.IGNORE and self.internal.get("specChangedGeneration") != self.generation:
-            self.internal["specChangedGeneration"] = self.generation
-            self._event("SpecChanged", f"{diff.name} change(s) detected (Diff: FlinkSessionJobSpec["
-                        + ", ".join(fields) + "]), starting reconciliation.", component="JobManagerDeployment")
-        retry_at = self.internal.get("retryAt")
-        if retry_at and self.now_ms < retry_at:
-            self.waiting_progress = True
-            return
-        self.internal.pop("retryAt", None)
-        self._upgrade(diff)
+        jobsync.announce_spec_change(self, diff, fields, "FlinkSessionJobSpec")
+        if not jobsync.retry_later(self):
+            self._upgrade(diff)
+
+    def _continue_recorded_step(self) -> bool:
+        """An operation in flight, or a recorded submission not yet made (or lost by the session cluster)."""
+        if self.internal.get("pending"):
+            self._progress_pending()
+            return True
+        submission = self.internal.get("submission")
+        if submission and (not self.internal.get("submitted") or self._submission_lost(submission)):
+            self._submit(submission)
+            return True
+        return False
+
+    def _submission_lost(self, submission: dict[str, Any]) -> bool:
+        """Submitted, yet the cluster does not know the job (e.g. the session cluster was re-created): submit
+        again with the same id; Flink refuses a duplicate if it is there after all."""
+        flink = self.flink
+        return flink is not None and flink.reachable and flink.jobs is not None and \
+            flink.job(submission["jobId"]) is None and \
+            self.now_ms - int(self.internal.get("submittedAt") or 0) > 30_000
 
     def _prepare_submission(self, first: bool = False, diff: DiffType = DiffType.UPGRADE) -> None:
         assert self.desired is not None and self.desired.job is not None

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .. import observed
+from .. import jobsync, observed
 from ..model import FlinkObservation, JobInfo
-from ..pending import settled
 from ..status import TERMINAL_JOB_STATES, error_json
 from .cluster import RECORD_ANNOTATION, observed_record
 
@@ -144,40 +143,14 @@ def observe_job(s: DeploymentSync, cluster: dict[str, Any]) -> None:
         if flink.jobs is not None and old_state not in TERMINAL_JOB_STATES:
             job_status["state"] = "RECONCILING"
         return
-    _job_fields(s, job, old_state)
-    _terminal_checkpoint(s, job, flink)
+    jobsync.observe_job_fields(s, job, old_state)
+    jobsync.record_terminal_checkpoint(s, job, flink)
     _stable_when_running_or_finished(s, job)
-    if job.state == "FAILED" and old_state != "FAILED":
-        cause = flink.failure_cause or "Job failed"
-        s.status["error"] = error_json("JobFailedException", cause)
-        s._event("Error", cause, "Warning", "Job")
+    jobsync.report_failure(s, job, old_state, flink)
     if job.state == "CANCELED" and old_state != "CANCELED":
         _cancelled_outside(s)
     if job.state == "RUNNING":
         clear_error_when_healthy(s)
-
-
-def _job_fields(s: DeploymentSync, job: JobInfo, old_state: str | None) -> None:
-    job_status = s._job_status()
-    job_status["jobId"] = job.job_id
-    job_status["jobName"] = job.name
-    if job.start_time:
-        job_status["startTime"] = str(job.start_time)
-    if job.state != old_state:
-        job_status["state"] = job.state
-        job_status["updateTime"] = str(s.now_ms)
-        message = f"Job status changed from {old_state} to {job.state}" if old_state else \
-            f"Job status changed to {job.state}"
-        s._event("JobStatusChanged", message, component="Job")
-
-
-def _terminal_checkpoint(s: DeploymentSync, job: JobInfo, flink: FlinkObservation) -> None:
-    """A terminal job's latest checkpoint is where a later restore starts: once per terminal job, and only after
-    Flink's checkpoint statistics have caught up with its end."""
-    if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and settled(job, s.now_ms) and \
-            s.internal.get("checkpointOf") != job.job_id and not s.internal.get("pending"):
-        s._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
-        s.internal["checkpointOf"] = job.job_id
 
 
 def _stable_when_running_or_finished(s: DeploymentSync, job: JobInfo) -> None:

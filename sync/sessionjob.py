@@ -290,36 +290,50 @@ class _SessionJobSync(PendingOperations):
         self._prepare_submission(diff=diff)
 
     def _suspend(self, diff: DiffType, wanted: str) -> None:
+        """Stop the submitted job the way its upgradeMode asks: cancel (stateless, savepoint redeploy) or stop
+        with a savepoint; a job that already ended is suspended from its last checkpoint."""
         assert self.desired is not None and self.desired.job is not None
         state = self.job_status.get("state")
         job_id = self.internal["submission"]["jobId"]
-        mode = self.desired.job.upgradeMode
-        if state in TERMINAL_JOB_STATES or (self.flink is not None and self.flink.reachable
-                                             and self.flink.jobs is not None and self.flink.job(job_id) is None):
-            if state in TERMINAL_JOB_STATES and (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
-                self.waiting_progress = True
+        if state in TERMINAL_JOB_STATES or self._job_gone(job_id):
+            if state in TERMINAL_JOB_STATES and \
+                    (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+                self.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
                 return
-            self._finish_suspend(wanted, "stateless" if mode == "stateless" else "savepoint")
+            self._finish_suspend(wanted, "stateless" if self.desired.job.upgradeMode == "stateless" else "savepoint")
             return
         if state == "CANCELLING":
             self.waiting_progress = True
             return
         self._event("Suspended", "Suspending existing deployment.", component="JobManagerDeployment")
-        if diff == DiffType.SAVEPOINT_REDEPLOY:
-            self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
-        if diff == DiffType.SAVEPOINT_REDEPLOY or mode == "stateless":
-            self.internal["pending"] = records.cancel_record(
-                job_id, self.now_ms, restore_mode="savepoint" if diff == DiffType.SAVEPOINT_REDEPLOY else "stateless")
-        elif state == "RUNNING":
-            attempt = int(self.internal.get("attempts") or 0)
-            # Issued on the next sync, once durable.
-            self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, attempt), job_id,
-                                                           self.now_ms)
-        else:
+        if not self._record_stop(diff, job_id, state):
             self.waiting_progress = True
             return
         self.recon["state"] = "UPGRADING"
         self.waiting_progress = True
+
+    def _job_gone(self, job_id: str) -> bool:
+        """The session cluster answers and does not know the job."""
+        return self.flink is not None and self.flink.reachable and self.flink.jobs is not None and \
+            self.flink.job(job_id) is None
+
+    def _record_stop(self, diff: DiffType, job_id: str, state: str | None) -> bool:
+        """Record the cancel or stop-with-savepoint (issued on the next sync, once durable). False: nothing to do
+        yet (the job is not running)."""
+        assert self.desired is not None and self.desired.job is not None
+        redeploy = diff == DiffType.SAVEPOINT_REDEPLOY
+        if redeploy:
+            self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
+        if redeploy or self.desired.job.upgradeMode == "stateless":
+            self.internal["pending"] = records.cancel_record(
+                job_id, self.now_ms, restore_mode="savepoint" if redeploy else "stateless")
+            return True
+        if state != "RUNNING":
+            return False
+        attempt = int(self.internal.get("attempts") or 0)
+        self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, attempt), job_id,
+                                                       self.now_ms)
+        return True
 
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
         self._record_reconciled(self._target("suspended", restore_mode))
@@ -352,16 +366,12 @@ class _SessionJobSync(PendingOperations):
 
     # ------------------------------------------------------------------ deletion
     def _finalize(self) -> SyncResult:
+        """Stop the job before the resource goes: savepoint on deletion (recorded first) or cancel."""
         self.status["lifecycleState"] = "DELETING"
         if self.old_status.get("lifecycleState") not in ("DELETING", "DELETED"):
             self._event("Cleanup", "Cleaning up FlinkSessionJob", component="Operator")
         submission = self.internal.get("submission")
-        job_state = self.job_status.get("state")
-        # A session cluster being deleted waits for its session jobs (block-on-session-jobs), so its job must
-        # still be cancelled properly; only a session cluster that is gone releases the job at once.
-        session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") == "DELETED"
-        if (not submission or job_state in TERMINAL_JOB_STATES or session_gone or not self._session_ready()
-                or self.internal.get("deleteReady")):
+        if not submission or self._nothing_to_stop():
             if self.internal.get("deleteReady") and (self.old_status.get("flinkSync") or {}).get("deleteReady") is None:
                 return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
             self.status["lifecycleState"] = "DELETED"
@@ -370,9 +380,8 @@ class _SessionJobSync(PendingOperations):
         self._observe()
         if self.internal.get("pending"):
             self._progress_pending()
-            if self.internal.get("deleteReady"):
-                return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
-            return self._result(keep_lifecycle=True, finalized=False, resync=2.0)
+            return self._result(keep_lifecycle=True, finalized=False,
+                                resync=0.5 if self.internal.get("deleteReady") else 2.0)
         job_id = submission["jobId"]
         if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
                 and snapshots.savepoint_dir(self.config):
@@ -382,6 +391,14 @@ class _SessionJobSync(PendingOperations):
             self.internal["pending"] = records.cancel_record(job_id, self.now_ms, "delete")
         return self._result(keep_lifecycle=True, finalized=False, resync=1.0)
 
+    def _nothing_to_stop(self) -> bool:
+        """The job ended, its deletion savepoint is recorded, or its session cluster is gone or not ready. A session
+        cluster being deleted waits for its session jobs (block-on-session-jobs), so its job must still be
+        cancelled properly; only a session cluster that is gone releases the job at once."""
+        session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") == "DELETED"
+        return self.job_status.get("state") in TERMINAL_JOB_STATES or session_gone or not self._session_ready() \
+            or bool(self.internal.get("deleteReady"))
+
     # ------------------------------------------------------------------ result
     def _result(self, keep_lifecycle: bool = False, finalized: bool | None = None,
                 resync: float | None = None) -> SyncResult:
@@ -389,6 +406,17 @@ class _SessionJobSync(PendingOperations):
             self.status.pop("lifecycleState", None)
             self.status["lifecycleState"] = lifecycle_state(self.status, is_deployment=False)
         self.status["observedGeneration"] = self.generation
+        self._conditions()
+        if not self.internal:
+            self.status.pop("flinkSync", None)
+        if not self.job_status:
+            self.status.pop("jobStatus", None)
+        return SyncResult(status=self.status, children=[], actions=self.actions, events=self.events,
+                          resync_after_seconds=self._resync_after() if resync is None else resync,
+                          finalized=finalized)
+
+    def _conditions(self) -> None:
+        """Ready (the job runs, or why it waits for its session cluster) and Degraded (an error)."""
         now = iso(self.now_ms)
         conditions = list(self.status.get("conditions") or [])
         running = self.job_status.get("state") == "RUNNING"
@@ -403,21 +431,17 @@ class _SessionJobSync(PendingOperations):
         conditions = set_condition(conditions, "Degraded", bool(error), "Error" if error else "AsExpected",
                                    error[:512] if error else "no error", now, self.generation)
         self.status["conditions"] = conditions
-        if not self.internal:
-            self.status.pop("flinkSync", None)
-        if not self.job_status:
-            self.status.pop("jobStatus", None)
-        if resync is None:
-            if self.waiting_progress or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
-                    self.status.get("lifecycleState") == "DEPLOYED":
-                resync = self.settings.progress_interval_s
-            else:
-                resync = self.settings.stable_interval_s
-            due = self._periodic_due_in_ms()
-            if due is not None and due > 0:
-                resync = min(resync, max(1.0, due / 1000))
-        return SyncResult(status=self.status, children=[], actions=self.actions, events=self.events,
-                          resync_after_seconds=resync, finalized=finalized)
+
+    def _resync_after(self) -> float:
+        """Soon while something is in flight, otherwise the reconcile interval; never past the next periodic
+        savepoint."""
+        busy = self.waiting_progress or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
+            self.status.get("lifecycleState") == "DEPLOYED"
+        resync = self.settings.progress_interval_s if busy else self.settings.stable_interval_s
+        due = self._periodic_due_in_ms()
+        if due is not None and due > 0:
+            resync = min(resync, max(1.0, due / 1000))
+        return resync
 
 
 def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,

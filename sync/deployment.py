@@ -120,11 +120,7 @@ class _Sync(PendingOperations):
         return record
 
     # ----------------------------------------------------------------- small accessors
-    def _recon(self) -> dict[str, Any]:
-        return self.status.setdefault("reconciliationStatus", {})
 
-    def _job_status(self) -> dict[str, Any]:
-        return self.status.setdefault("jobStatus", {})
 
     @property
     def cluster(self) -> dict[str, Any] | None:
@@ -160,10 +156,6 @@ class _Sync(PendingOperations):
         self._recon()["lastReconciledSpec"] = serialize_reconciled(spec, first)
         self.reconciled = spec_json(spec)
 
-    def _mark_stable(self) -> None:
-        recon = self._recon()
-        if recon.get("lastReconciledSpec"):
-            recon["lastStableSpec"] = recon["lastReconciledSpec"]
 
     def _observed_jm(self) -> dict[str, Any] | None:
         return observed.deployment(self.children_in, self.name)
@@ -324,25 +316,13 @@ class _Sync(PendingOperations):
         return True
 
     # ----------------------------------------------------------------- hooks for sync/pending.py
-    def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
-        """The job is stopped and the path to restore from is in status; record the suspended spec.
-        The cluster itself is removed on the next sync (the path must be durable before children change)."""
-        self._record_reconciled(upgrade.target_spec(self, "suspended", restore_mode))
-        recon = self._recon()
-        if wanted == "running":
-            recon["state"] = "UPGRADING"
-        else:
-            recon["state"] = "DEPLOYED"
-            self._mark_stable()
-        self.waiting_progress = True
 
     # ----------------------------------------------------------------- in-flight operations
-    def _wanted_state(self) -> str:
-        if self.desired is not None and self.desired.job is not None:
-            return self.desired.job.state
-        return "running"
 
     # ----------------------------------------------------------------- snapshots and rollback
+    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+        return upgrade.target_spec(self, job_state, upgrade_mode)
+
     def _job_running(self) -> bool:
         return (self.status.get("jobManagerDeploymentStatus") == "READY"
                 and self._job_status().get("state") == "RUNNING" and self.cluster is not None)

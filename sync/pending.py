@@ -5,11 +5,12 @@ a cancel, or a savepoint, with the job id and a deterministic trigger id. Each s
 reports and either waits, re-issues it with the same trigger id, completes it (the savepoint path goes to
 status before anything that depends on it changes) or fails it (the job keeps running; an upgrade is
 retried later). What differs between the two resource kinds (how a suspend is recorded, where events go)
-comes from the class that mixes this in.
+comes from the subclass of each kind.
 """
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import Any
 
 from . import snapshots
@@ -31,8 +32,9 @@ def settled(job: Any, now_ms: int) -> bool:
     return job.end_time is None or now_ms - int(job.end_time) >= CHECKPOINT_STATS_SETTLE_MS
 
 
-class PendingOperations:
-    """Mixed into a sync of one resource. The host provides the state below and the hooks at the end."""
+class PendingOperations(ABC):
+    """The base of both kinds' syncs: the state below, the in-flight operations, and the accessors both share.
+    Each kind provides the three methods at the end."""
 
     uid: str
     internal: dict[str, Any]
@@ -43,6 +45,7 @@ class PendingOperations:
     actions: list[Action]
     events: list[Event]
     reconciled: dict[str, Any] | None
+    desired: Any
     waiting_progress: bool
 
     def _start_savepoint(self, job_id: str, trigger_type: str, nonce: int | None, key: object) -> None:
@@ -99,7 +102,6 @@ class PendingOperations:
     def _progress_trigger(self, pending: dict[str, Any]) -> None:
         """A stop-with-savepoint or a savepoint, polled by its trigger id."""
         flink = self.flink
-        op = pending["op"]
         trigger = flink.trigger if flink is not None and flink.reachable else None
         timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
                                   self.config.get("execution.checkpointing.timeout") or "10 min")
@@ -109,18 +111,7 @@ class PendingOperations:
             return
         assert flink is not None
         if trigger.state == "UNKNOWN_TRIGGER":
-            # Flink never received the trigger (or restarted): ask again with the same trigger id.
-            job = flink.job(pending["jobId"])
-            if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path:
-                # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
-                # its latest savepoint/checkpoint is the restore point.
-                self._pending_completed(pending, flink.latest_checkpoint_path)
-                return
-            if job is not None and job.state != "RUNNING" and op == "savepoint":
-                self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
-                return
-            self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop"
-                                else snapshots.savepoint_action(pending, self.config))
+            self._unknown_trigger(pending, flink)
             return
         if trigger.state == "IN_PROGRESS":
             if self.now_ms - pending["startedAt"] > timeout_ms:
@@ -130,6 +121,22 @@ class PendingOperations:
             self._pending_failed(pending, trigger.failure or "Savepoint failed")
             return
         self._pending_completed(pending, trigger.location)
+
+    def _unknown_trigger(self, pending: dict[str, Any], flink: FlinkObservation) -> None:
+        """Flink never received the trigger (or restarted): ask again with the same trigger id, unless the job
+        shows what became of it."""
+        op = pending["op"]
+        job = flink.job(pending["jobId"])
+        if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path:
+            # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
+            # its latest savepoint/checkpoint is the restore point.
+            self._pending_completed(pending, flink.latest_checkpoint_path)
+            return
+        if job is not None and job.state != "RUNNING" and op == "savepoint":
+            self._pending_failed(pending, f"job is {job.state}, savepoint abandoned")
+            return
+        self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop"
+                            else snapshots.savepoint_action(pending, self.config))
 
     def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
         self.internal.pop("pending")
@@ -194,28 +201,46 @@ class PendingOperations:
         if was_stable:
             self._mark_stable()
 
-    # --- provided by the resource's sync -------------------------------------------------------------------
+    # --- shared by both kinds -----------------------------------------------------------------------------
     def _recon(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.status.setdefault("reconciliationStatus", {})
 
     def _job_status(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.status.setdefault("jobStatus", {})
 
     def _savepoint_info(self) -> dict[str, Any]:
         return self._job_status().setdefault("savepointInfo", {})
 
-    def _event(self, reason: str, message: str, kind: str = "Normal", component: str | None = None) -> None:
-        raise NotImplementedError
-
-    def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
-        raise NotImplementedError
-
     def _mark_stable(self) -> None:
-        raise NotImplementedError
+        recon = self._recon()
+        if recon.get("lastReconciledSpec"):
+            recon["lastStableSpec"] = recon["lastReconciledSpec"]
 
     def _wanted_state(self) -> str:
-        raise NotImplementedError
+        job = getattr(self.desired, "job", None)
+        return job.state if job is not None else "running"
 
     def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
-        """The job is stopped and its restore path is in status: record the suspended spec."""
-        raise NotImplementedError
+        """The job is stopped and the path to restore from is in status: record the suspended spec. Anything
+        that depends on that path (removing a cluster, a new submission) happens on a later sync."""
+        self._record_reconciled(self._target_spec("suspended", restore_mode))
+        recon = self._recon()
+        if wanted == "running":
+            recon["state"] = "UPGRADING"
+        else:
+            recon["state"] = "DEPLOYED"
+            self._mark_stable()
+        self.waiting_progress = True
+
+    # --- what differs by kind -----------------------------------------------------------------------------
+    @abstractmethod
+    def _event(self, reason: str, message: str, kind: str = "Normal", component: str | None = None) -> None:
+        """An Event on the resource, with the kind's default component."""
+
+    @abstractmethod
+    def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
+        """Write `lastReconciledSpec` from a spec of the kind."""
+
+    @abstractmethod
+    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+        """The desired spec as it will be recorded: this job state and restore mode, old snapshot nonces kept."""

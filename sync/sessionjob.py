@@ -84,20 +84,13 @@ class _SessionJobSync(PendingOperations):
         self.recon["lastReconciledSpec"] = serialize_reconciled(parse_session_job_spec(spec), first)
         self.reconciled = spec
 
-    def _recon(self) -> dict[str, Any]:
-        return self.recon
 
-    def _job_status(self) -> dict[str, Any]:
-        return self.job_status
 
-    def _mark_stable(self) -> None:
-        if self.recon.get("lastReconciledSpec"):
-            self.recon["lastStableSpec"] = self.recon["lastReconciledSpec"]
 
     def _session_ready(self) -> bool:
         return (self.session or {}).get("status", {}).get("jobManagerDeploymentStatus") == "READY"
 
-    def _target(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
         assert self.desired is not None
         spec = spec_json(self.desired)
         old_job = (self.reconciled or {}).get("job") or {}
@@ -235,7 +228,7 @@ class _SessionJobSync(PendingOperations):
                                        "spec": json.dumps(spec_json(self.desired), sort_keys=True, separators=(",", ":"))}
         self.internal.pop("submitted", None)
         self.job_status.update({"jobId": job_id, "jobName": self.name, "state": "RECONCILING"})
-        self._record_reconciled(self._target("suspended", restore_mode), first=first)
+        self._record_reconciled(self._target_spec("suspended", restore_mode), first=first)
         self.recon["state"] = "UPGRADING"
         self.recon["reconciliationTimestamp"] = self.now_ms
         self.waiting_progress = True
@@ -335,17 +328,7 @@ class _SessionJobSync(PendingOperations):
                                                        self.now_ms)
         return True
 
-    def _finish_suspend(self, wanted: str, restore_mode: str) -> None:
-        self._record_reconciled(self._target("suspended", restore_mode))
-        if wanted == "running":
-            self.recon["state"] = "UPGRADING"
-        else:
-            self.recon["state"] = "DEPLOYED"
-            self._mark_stable()
-        self.waiting_progress = True
 
-    def _wanted_state(self) -> str:
-        return self.desired.job.state if self.desired is not None and self.desired.job is not None else "running"
 
     def _other_changes(self) -> None:
         submission = self.internal.get("submission")

@@ -18,22 +18,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import flinkconf, jobsync, kubelimits, observed
+from . import flinkconf, jobsync, observed
 from .snapshots import OP
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
-from .intake import StatusUnusable, usable_status
+from .intake import usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
 from .pending import PendingOperations
 from .podtemplate import json_copy
-from .render import ClusterPlan, parallelism_and_replicas, render_cluster
+from .render import parallelism_and_replicas
 from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse_deployment_spec,
                    serialize_reconciled, spec_json)
 from .status import (error_json, error_message, lifecycle_state)
 from .validation import validate_deployment
-from .flinkdeployment import conditions, finalize, observe, recovery, savepoints, upgrade
-from .flinkdeployment.guard import refuse_unaccounted_removal
-from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, record_annotation
+from .flinkdeployment import cluster, conditions, finalize, observe, recovery, savepoints, upgrade
+from .flinkdeployment.guard import UnaccountedChildren, refuse_unaccounted_removal
+from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
 
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
     """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""
@@ -58,6 +58,11 @@ def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) ->
         latest_checkpoint=job_id is not None,
         failure_cause=job_id is not None,
     )
+
+
+# What hooks/, tests and tools import from here.
+__all__ = ["RECORD_ANNOTATION", "UnaccountedChildren", "cluster_record", "observed_record", "plan_observation",
+           "record_annotation", "sync_deployment"]
 
 
 @dataclass
@@ -86,29 +91,11 @@ class _Sync(PendingOperations):
         self.config: dict[str, str] = {}
         self.invalid: str | None = None
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
-        self._check_records_agree()
+        cluster.check_records_agree(self)
         self.waiting_progress = False
         self.jm_lost = False
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
         self._annotation: tuple[tuple[Any, ...], str] | None = None
-
-    def _check_records_agree(self) -> None:
-        """The cluster record and the reconciled spec describe the same kind of cluster: a job cluster never
-        becomes a session cluster (validation refuses the switch). A status where they disagree was written by
-        something else; acting on it would tear the running cluster down as an "upgrade"."""
-        if self.cluster is None or self.reconciled is None:
-            return
-        try:
-            recorded = json.loads(self.cluster["spec"])
-        except ValueError:
-            raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (unreadable JSON)") from None
-        if not isinstance(recorded, dict):
-            raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (not an object)")
-        if (recorded.get("job") is None) != (self.reconciled.get("job") is None):
-            raise StatusUnusable("status.reconciliationStatus.lastReconciledSpec: describes a "
-                                 + ("session" if self.reconciled.get("job") is None else "job")
-                                 + " cluster, but status.flinkSync.cluster records the running one as a "
-                                 + ("session" if recorded.get("job") is None else "job") + " cluster")
 
     def _remove_cluster(self) -> dict[str, Any]:
         """Take the cluster record out of status, so this response leaves its children out, and record that
@@ -120,7 +107,6 @@ class _Sync(PendingOperations):
         return record
 
     # ----------------------------------------------------------------- small accessors
-
 
     @property
     def cluster(self) -> dict[str, Any] | None:
@@ -156,7 +142,6 @@ class _Sync(PendingOperations):
         self._recon()["lastReconciledSpec"] = serialize_reconciled(spec, first)
         self.reconciled = spec_json(spec)
 
-
     def _observed_jm(self) -> dict[str, Any] | None:
         return observed.deployment(self.children_in, self.name)
 
@@ -190,7 +175,7 @@ class _Sync(PendingOperations):
             config = self._config_for(spec)
             recon_state = ((self.reconciled or {}).get("job") or {}).get("state")
             error = validate_deployment(self.name, spec, config, self.reconciled, recon_state,
-                                        self.settings.validators, self.parent) or self._refused_children(spec)
+                                        self.settings.validators, self.parent) or cluster.refused_children(self, spec)
         except SpecError as exc:
             spec, config, error = None, {}, str(exc)
         except Exception as exc:  # noqa: BLE001 - malformed input must become a status error, not a 500
@@ -213,19 +198,6 @@ class _Sync(PendingOperations):
         if error_message(self.old_status.get("error")).startswith("spec") and \
                 "ValidationException" in (self.old_status.get("error") or ""):
             self.status.pop("error", None)  # the spec was fixed
-
-    def _refused_children(self, spec: FlinkDeploymentSpec) -> str | None:
-        """Why the API server would refuse the children of this spec, or None. Checked before anything is torn
-        down for it: Metacontroller deletes the old children before it creates new ones."""
-        if self.cluster and cluster_record(spec, None, None, 0)["spec"] == self.cluster.get("spec"):
-            return None  # the children running now (the steady case)
-        plan = ClusterPlan(self.name, self.namespace, spec, self.generation, "0" * 32 if spec.job else None, None,
-                           self.settings.operator_defaults)
-        try:
-            problem = kubelimits.children_error(render_cluster(plan))
-        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-            return f"spec: the cluster cannot be rendered from it: {type(exc).__name__}: {exc}"
-        return f"spec: Kubernetes would refuse the cluster's objects: {problem}" if problem else None
 
     # ----------------------------------------------------------------- the state machine
     def _step(self) -> None:
@@ -342,21 +314,6 @@ class _Sync(PendingOperations):
         except (KeyError, DurationError):
             return self.settings.stable_interval_s
 
-    def _children(self) -> list[dict[str, Any]]:
-        if not self.cluster:
-            return []
-        record = self.cluster
-        spec = self._cluster_spec()
-        assert spec is not None
-        plan = ClusterPlan(self.name, self.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
-                           record.get("restorePath"), self.settings.operator_defaults)
-        children = render_cluster(plan)
-        for child in children:
-            if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
-                child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = self._record_annotation(record)
-        return children
-
-
     def _task_manager_status(self) -> None:
         """`status.taskManager` (the scale subresource's view of a job cluster): replicas while the job runs."""
         spec = self._cluster_spec() or self.desired
@@ -391,7 +348,7 @@ class _Sync(PendingOperations):
             self.status.pop("flinkSync", None)
         if resync is None:
             resync = self._resync_after()
-        children = self._children() if finalized is not True else []
+        children = cluster.children(self) if finalized is not True else []
         return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
                           resync_after_seconds=resync, finalized=finalized)
 

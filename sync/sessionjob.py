@@ -9,20 +9,40 @@ Records in `status.flinkSync`:
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from . import flinkconf, jobsync, records, snapshots
-from .flinkdeployment.cluster import iso
-from .snapshots import OP
-from .pending import PendingOperations
+from . import sessionjob_submission as submissions
 from .diff import DiffType, classify
+from .flinkdeployment.cluster import iso
 from .ids import derive_id
 from .intake import usable_status
-from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
-from .spec import (FlinkSessionJobSpec, SpecError, deserialize_reconciled, parse_deployment_spec, parse_session_job_spec,
-                   serialize_reconciled, spec_json)
-from .status import TERMINAL_JOB_STATES, error_json, error_message, lifecycle_state, set_condition
+from .model import (
+    Action,
+    CoreSettings,
+    Event,
+    FlinkObservation,
+    ObservationPlan,
+    SyncResult,
+)
+from .pending import PendingOperations
+from .sessionjob_submission import session_config
+from .snapshots import OP
+from .spec import (
+    FlinkSessionJobSpec,
+    SpecError,
+    deserialize_reconciled,
+    parse_session_job_spec,
+    serialize_reconciled,
+    spec_json,
+)
+from .status import (
+    TERMINAL_JOB_STATES,
+    error_json,
+    error_message,
+    lifecycle_state,
+    set_condition,
+)
 from .validation import validate_session_job
 
 
@@ -39,16 +59,6 @@ def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> 
     trigger = pending.get("triggerId") if pending.get("op") in ("stop", "savepoint") else None
     return ObservationPlan(query_cluster=True, job_id=job_id, trigger_job_id=pending.get("jobId") if trigger else None,
                            trigger_id=trigger, latest_checkpoint=True, failure_cause=True)
-
-
-def session_config(settings: CoreSettings, namespace: str, session: dict[str, Any] | None,
-                   spec: FlinkSessionJobSpec) -> dict[str, str]:
-    try:
-        session_spec = parse_deployment_spec((session or {}).get("spec"))
-    except SpecError as exc:
-        raise SpecError("spec.deploymentName", f"the session cluster's spec cannot be read ({exc})") from None
-    return flinkconf.effective_user_config(settings.operator_defaults, namespace, session_spec.flinkVersion,
-                                           session_spec.flinkConfiguration, spec.flinkConfiguration)
 
 
 class _SessionJobSync(PendingOperations):
@@ -83,9 +93,6 @@ class _SessionJobSync(PendingOperations):
     def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
         self.recon["lastReconciledSpec"] = serialize_reconciled(parse_session_job_spec(spec), first)
         self.reconciled = spec
-
-
-
 
     def _session_ready(self) -> bool:
         return (self.session or {}).get("status", {}).get("jobManagerDeploymentStatus") == "READY"
@@ -174,7 +181,7 @@ class _SessionJobSync(PendingOperations):
             return
         if self.reconciled is None:
             if not self.invalid and self.desired.job and self.desired.job.state == "running":
-                self._prepare_submission(first=True)
+                submissions.prepare_submission(self, first=True)
             return
         if self.invalid:
             return
@@ -192,76 +199,10 @@ class _SessionJobSync(PendingOperations):
             self._progress_pending()
             return True
         submission = self.internal.get("submission")
-        if submission and (not self.internal.get("submitted") or self._submission_lost(submission)):
-            self._submit(submission)
+        if submission and (not self.internal.get("submitted") or submissions.submission_lost(self, submission)):
+            submissions.submit(self, submission)
             return True
         return False
-
-    def _submission_lost(self, submission: dict[str, Any]) -> bool:
-        """Submitted, yet the cluster does not know the job (e.g. the session cluster was re-created): submit
-        again with the same id; Flink refuses a duplicate if it is there after all."""
-        flink = self.flink
-        return flink is not None and flink.reachable and flink.jobs is not None and \
-            flink.job(submission["jobId"]) is None and \
-            self.now_ms - int(self.internal.get("submittedAt") or 0) > 30_000
-
-    def _prepare_submission(self, first: bool = False, diff: DiffType = DiffType.UPGRADE) -> None:
-        assert self.desired is not None and self.desired.job is not None
-        job = self.desired.job
-        deploys = int(self.internal.get("deploys") or 0)
-        if first:
-            restore_mode = "savepoint" if job.initialSavepointPath else "stateless"
-            path = job.initialSavepointPath
-            if path:
-                self.job_status["upgradeSavepointPath"] = path
-        else:
-            recon_mode = ((self.reconciled or {}).get("job") or {}).get("upgradeMode") or "stateless"
-            restore_mode = "stateless" if job.upgradeMode == "stateless" else recon_mode
-            redeploy_from = self.internal.pop("redeployFrom", None)
-            if diff == DiffType.SAVEPOINT_REDEPLOY or redeploy_from:
-                restore_mode = "savepoint"
-                self.job_status["upgradeSavepointPath"] = redeploy_from or job.initialSavepointPath
-            path = self.job_status.get("upgradeSavepointPath") if restore_mode == "savepoint" else None
-        job_id = derive_id(self.uid, self.generation, deploys)
-        self.internal["deploys"] = deploys + 1
-        self.internal["submission"] = {"jobId": job_id, "restorePath": path, "generation": self.generation,
-                                       "spec": json.dumps(spec_json(self.desired), sort_keys=True, separators=(",", ":"))}
-        self.internal.pop("submitted", None)
-        self.job_status.update({"jobId": job_id, "jobName": self.name, "state": "RECONCILING"})
-        self._record_reconciled(self._target_spec("suspended", restore_mode), first=first)
-        self.recon["state"] = "UPGRADING"
-        self.recon["reconciliationTimestamp"] = self.now_ms
-        self.waiting_progress = True
-
-    def _submit(self, submission: dict[str, Any]) -> None:
-        spec = parse_session_job_spec(json.loads(submission["spec"]))
-        assert spec.job is not None
-        config = session_config(self.settings, self.namespace, self.session, spec)
-        config.setdefault("pipeline.name", self.name)
-        if spec.job.upgradeMode == "last-state":
-            config.setdefault("execution.checkpointing.interval", "5 min")
-        config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
-        job_config = {k: v for k, v in config.items() if not k.startswith((OP, "job.autoscaler."))}
-        self.actions.append(Action("submit_job", {
-            "jar_uri": spec.job.jarURI, "job_id": submission["jobId"], "entry_class": spec.job.entryClass,
-            "args": list(spec.job.args), "parallelism": spec.job.parallelism if spec.job.parallelism > 0 else None,
-            "savepoint_path": submission.get("restorePath"),
-            "allow_non_restored_state": spec.job.allowNonRestoredState,
-            "flink_configuration": job_config,
-            "flink_version": ((self.session or {}).get("spec") or {}).get("flinkVersion")}))
-        self.internal["submitted"] = True
-        self.internal["submittedAt"] = self.now_ms
-        if self.recon.get("state") == "UPGRADING":
-            spec_dict = copy.deepcopy(self.reconciled or {})
-            spec_dict["job"]["state"] = "running"
-            _, first = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
-            self._record_reconciled(spec_dict, first)
-            self.recon["state"] = "DEPLOYED"
-            self.recon["reconciliationTimestamp"] = self.now_ms
-            if submission.pop("markStable", False):
-                self._mark_stable()
-            self._event("Submit", "Starting deployment")
-        self.waiting_progress = True
 
     def _upgrade(self, diff: DiffType) -> None:
         assert self.desired is not None and self.desired.job is not None
@@ -280,7 +221,7 @@ class _SessionJobSync(PendingOperations):
             if self.recon.get("state") == "UPGRADING":
                 self.recon["state"] = "DEPLOYED"
             return
-        self._prepare_submission(diff=diff)
+        submissions.prepare_submission(self, diff=diff)
 
     def _suspend(self, diff: DiffType, wanted: str) -> None:
         """Stop the submitted job the way its upgradeMode asks: cancel (stateless, savepoint redeploy) or stop
@@ -327,8 +268,6 @@ class _SessionJobSync(PendingOperations):
         self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, attempt), job_id,
                                                        self.now_ms)
         return True
-
-
 
     def _other_changes(self) -> None:
         submission = self.internal.get("submission")
@@ -389,7 +328,7 @@ class _SessionJobSync(PendingOperations):
             self.status.pop("lifecycleState", None)
             self.status["lifecycleState"] = lifecycle_state(self.status, is_deployment=False)
         self.status["observedGeneration"] = self.generation
-        self._conditions()
+        _conditions(self)
         if not self.internal:
             self.status.pop("flinkSync", None)
         if not self.job_status:
@@ -398,22 +337,6 @@ class _SessionJobSync(PendingOperations):
                           resync_after_seconds=self._resync_after() if resync is None else resync,
                           finalized=finalized)
 
-    def _conditions(self) -> None:
-        """Ready (the job runs, or why it waits for its session cluster) and Degraded (an error)."""
-        now = iso(self.now_ms)
-        conditions = list(self.status.get("conditions") or [])
-        running = self.job_status.get("state") == "RUNNING"
-        if self.waiting_reason:
-            conditions = set_condition(conditions, "Ready", False, "WaitingForSessionCluster", self.waiting_reason,
-                                       now, self.generation)
-        else:
-            conditions = set_condition(conditions, "Ready", running, "JobRunning" if running else "JobNotRunning",
-                                       f"lifecycle {self.status.get('lifecycleState')}, job {self.job_status.get('state')}",
-                                       now, self.generation)
-        error = error_message(self.status.get("error"))
-        conditions = set_condition(conditions, "Degraded", bool(error), "Error" if error else "AsExpected",
-                                   error[:512] if error else "no error", now, self.generation)
-        self.status["conditions"] = conditions
 
     def _resync_after(self) -> float:
         """Soon while something is in flight, otherwise the reconcile interval; never past the next periodic
@@ -425,6 +348,24 @@ class _SessionJobSync(PendingOperations):
         if due is not None and due > 0:
             resync = min(resync, max(1.0, due / 1000))
         return resync
+
+
+def _conditions(s: _SessionJobSync) -> None:
+    """Ready (the job runs, or why it waits for its session cluster) and Degraded (an error)."""
+    now = iso(s.now_ms)
+    conditions = list(s.status.get("conditions") or [])
+    running = s.job_status.get("state") == "RUNNING"
+    if s.waiting_reason:
+        conditions = set_condition(conditions, "Ready", False, "WaitingForSessionCluster", s.waiting_reason,
+                                   now, s.generation)
+    else:
+        conditions = set_condition(conditions, "Ready", running, "JobRunning" if running else "JobNotRunning",
+                                   f"lifecycle {s.status.get('lifecycleState')}, job {s.job_status.get('state')}",
+                                   now, s.generation)
+    error = error_message(s.status.get("error"))
+    conditions = set_condition(conditions, "Degraded", bool(error), "Error" if error else "AsExpected",
+                               error[:512] if error else "no error", now, s.generation)
+    s.status["conditions"] = conditions
 
 
 def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,

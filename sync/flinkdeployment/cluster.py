@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .. import kubelimits
+from ..intake import StatusUnusable
+from ..render import ClusterPlan, render_cluster
 
 from ..spec import FlinkDeploymentSpec, SpecError, parse_deployment_spec, spec_json
+
+if TYPE_CHECKING:
+    from ..deployment import _Sync as DeploymentSync
 
 RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 
@@ -41,3 +48,51 @@ def observed_record(jm: dict[str, Any] | None) -> dict[str, Any] | None:
         return record if isinstance(record.get("seq"), int) else None
     except (ValueError, KeyError, TypeError, SpecError):
         return None
+
+
+def children(s: DeploymentSync) -> list[dict[str, Any]]:
+    if not s.cluster:
+        return []
+    record = s.cluster
+    spec = s._cluster_spec()
+    assert spec is not None
+    plan = ClusterPlan(s.name, s.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
+                       record.get("restorePath"), s.settings.operator_defaults)
+    children = render_cluster(plan)
+    for child in children:
+        if child["kind"] == "Deployment" and child["metadata"]["name"] == s.name:
+            child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = s._record_annotation(record)
+    return children
+
+
+def refused_children(s: DeploymentSync, spec: FlinkDeploymentSpec) -> str | None:
+    """Why the API server would refuse the children of this spec, or None. Checked before anything is torn
+    down for it: Metacontroller deletes the old children before it creates new ones."""
+    if s.cluster and cluster_record(spec, None, None, 0)["spec"] == s.cluster.get("spec"):
+        return None  # the children running now (the steady case)
+    plan = ClusterPlan(s.name, s.namespace, spec, s.generation, "0" * 32 if spec.job else None, None,
+                       s.settings.operator_defaults)
+    try:
+        problem = kubelimits.children_error(render_cluster(plan))
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        return f"spec: the cluster cannot be rendered from it: {type(exc).__name__}: {exc}"
+    return f"spec: Kubernetes would refuse the cluster's objects: {problem}" if problem else None
+
+
+def check_records_agree(s: DeploymentSync) -> None:
+    """The cluster record and the reconciled spec describe the same kind of cluster: a job cluster never
+    becomes a session cluster (validation refuses the switch). A status where they disagree was written by
+    something else; acting on it would tear the running cluster down as an "upgrade"."""
+    if s.cluster is None or s.reconciled is None:
+        return
+    try:
+        recorded = json.loads(s.cluster["spec"])
+    except ValueError:
+        raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (unreadable JSON)") from None
+    if not isinstance(recorded, dict):
+        raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (not an object)")
+    if (recorded.get("job") is None) != (s.reconciled.get("job") is None):
+        raise StatusUnusable("status.reconciliationStatus.lastReconciledSpec: describes a "
+                             + ("session" if s.reconciled.get("job") is None else "job")
+                             + " cluster, but status.flinkSync.cluster records the running one as a "
+                             + ("session" if recorded.get("job") is None else "job") + " cluster")

@@ -6,6 +6,7 @@ status recorded for this deployment (job id, restore path, generation). Output i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import re
@@ -17,7 +18,7 @@ from . import flinkconf, versions
 from .defaults import DEFAULT_LOG4J_CONSOLE
 from .podtemplate import MAIN_CONTAINER, component_template, upsert_by_name
 from .quantity import MIB, canonical_binary, canonical_decimal, canonical_quantity, flink_memory_text, parse_memory
-from .spec import FlinkDeploymentSpec, JobManagerSpec, TaskManagerSpec
+from .spec import FlinkDeploymentSpec, JobManagerSpec, Resource, TaskManagerSpec
 
 CONF_DIR = "/opt/flink/conf"
 USRLIB_DIR = "/opt/flink/usrlib"
@@ -111,32 +112,51 @@ def component_resources(component: JobManagerSpec | TaskManagerSpec | None, conf
                         process_size_key: str, default_cpu: float) -> ComponentResources:
     """CPU and memory of a JM/TM from `resources` (wins when it has any entry) or `resource` (§1.9)."""
     requests, limits = _resources_block(component)
-    extra_requests: dict[str, str] = {}
-    extra_limits: dict[str, str] = {}
     if requests or limits:
-        cpu_text = requests.get("cpu", limits.get("cpu"))
-        memory_text = requests.get("memory", limits.get("memory"))
-        cpu = float(_cpu_value(cpu_text)) if cpu_text is not None else default_cpu
-        memory = parse_memory(memory_text) if memory_text is not None else None
-        cpu_factor = memory_factor = 1.0
-        if "cpu" in requests and "cpu" in limits and float(_cpu_value(requests["cpu"])) > 0:
-            cpu_factor = float(_cpu_value(limits["cpu"])) / float(_cpu_value(requests["cpu"]))
-        if "memory" in requests and "memory" in limits:
-            memory_factor = parse_memory(limits["memory"]) / parse_memory(requests["memory"])
-        extra_requests = {k: canonical_quantity(v) for k, v in requests.items() if k not in ("cpu", "memory")}
-        extra_limits = {k: canonical_quantity(v) for k, v in limits.items() if k not in ("cpu", "memory")}
+        res = _from_kubernetes_resources(requests, limits, default_cpu)
     else:
-        resource = component.resource if component else None
-        cpu = resource.cpu if resource and resource.cpu is not None else default_cpu
-        memory = parse_memory(resource.memory) if resource and resource.memory else None
-        cpu_factor = memory_factor = 1.0
-        if resource and resource.ephemeralStorage:
-            storage = canonical_quantity(resource.ephemeralStorage)
-            extra_requests = {"ephemeral-storage": storage}
-            extra_limits = {"ephemeral-storage": storage}
-    if memory is None and config.get(process_size_key):
-        memory = parse_memory(config[process_size_key])
-    return ComponentResources(cpu, memory, cpu_factor, memory_factor, extra_requests, extra_limits)
+        res = _from_flink_resource(component.resource if component else None, default_cpu)
+    if res.memory_bytes is None and config.get(process_size_key):
+        res = dataclasses.replace(res, memory_bytes=parse_memory(config[process_size_key]))
+    return res
+
+
+def _from_kubernetes_resources(requests: dict, limits: dict, default_cpu: float) -> ComponentResources:
+    """`resources`: the request (else the limit) is the amount; limit / request is the limit factor."""
+    cpu_text = requests.get("cpu", limits.get("cpu"))
+    memory_text = requests.get("memory", limits.get("memory"))
+    cpu = float(_cpu_value(cpu_text)) if cpu_text is not None else default_cpu
+    memory = parse_memory(memory_text) if memory_text is not None else None
+    return ComponentResources(cpu, memory, _cpu_limit_factor(requests, limits), _memory_limit_factor(requests, limits),
+                              _other_quantities(requests), _other_quantities(limits))
+
+
+def _cpu_limit_factor(requests: dict, limits: dict) -> float:
+    if "cpu" in requests and "cpu" in limits and float(_cpu_value(requests["cpu"])) > 0:
+        return float(_cpu_value(limits["cpu"])) / float(_cpu_value(requests["cpu"]))
+    return 1.0
+
+
+def _memory_limit_factor(requests: dict, limits: dict) -> float:
+    if "memory" in requests and "memory" in limits:
+        return parse_memory(limits["memory"]) / parse_memory(requests["memory"])
+    return 1.0
+
+
+def _other_quantities(amounts: dict) -> dict[str, str]:
+    """The entries besides cpu and memory (GPUs, ephemeral storage...), passed through canonicalised."""
+    return {k: canonical_quantity(v) for k, v in amounts.items() if k not in ("cpu", "memory")}
+
+
+def _from_flink_resource(resource: Resource | None, default_cpu: float) -> ComponentResources:
+    """`resource` (cpu, memory, ephemeralStorage): no limit factors; ephemeral storage is both request and limit."""
+    cpu = resource.cpu if resource and resource.cpu is not None else default_cpu
+    memory = parse_memory(resource.memory) if resource and resource.memory else None
+    if resource and resource.ephemeralStorage:
+        storage = canonical_quantity(resource.ephemeralStorage)
+        return ComponentResources(cpu, memory, extra_requests={"ephemeral-storage": storage},
+                                  extra_limits={"ephemeral-storage": storage})
+    return ComponentResources(cpu, memory)
 
 
 def _cpu_value(text: Any) -> float:

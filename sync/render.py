@@ -18,7 +18,7 @@ from . import flinkconf, versions
 from .defaults import DEFAULT_LOG4J_CONSOLE
 from .podtemplate import MAIN_CONTAINER, component_template, upsert_by_name
 from .quantity import MIB, canonical_binary, canonical_decimal, canonical_quantity, flink_memory_text, parse_memory
-from .spec import FlinkDeploymentSpec, JobManagerSpec, Resource, TaskManagerSpec
+from .spec import FlinkDeploymentSpec, JobManagerSpec, JobSpec, Resource, TaskManagerSpec
 
 CONF_DIR = "/opt/flink/conf"
 USRLIB_DIR = "/opt/flink/usrlib"
@@ -179,6 +179,28 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
     config.setdefault("kubernetes.rest-service.exposed.type", "ClusterIP")
     config.setdefault("web.cancel.enable", "false")
     config["$internal.flink.version"] = version
+    _set_image_and_account(config, spec, old_keys)
+
+    jm = component_resources(spec.jobManager, config, "jobmanager.memory.process.size", 1.0)
+    tm = component_resources(spec.taskManager, config, "taskmanager.memory.process.size", float(slots(config)))
+    _set_component_resources(config, "jobmanager", jm, old_keys)
+    _set_component_resources(config, "taskmanager", tm, old_keys)
+    jm_replicas = spec.jobManager.replicas if spec.jobManager else 1
+    config["kubernetes.jobmanager.replicas"] = str(jm_replicas)
+
+    parallelism, tm_replicas = parallelism_and_replicas(spec, config)
+    _set_cluster_identity(config, plan, tm_replicas)
+    if spec.job is not None:
+        _set_application(config, spec.job, plan.name, parallelism)
+        _set_restore(config, plan)
+        _set_job_result_store(config, plan)
+    _set_fixed_ports(config, plan)
+    return config
+
+
+def _set_image_and_account(config: dict[str, str], spec: FlinkDeploymentSpec, old_keys: bool) -> None:
+    """The container image (`kubernetes.container.image.ref`; `kubernetes.container.image` for known versions
+    before v1_17), its pull policy and the service account, when the spec sets them."""
     image = container_image(spec)
     config["kubernetes.container.image" if old_keys else "kubernetes.container.image.ref"] = image
     if spec.imagePullPolicy:
@@ -186,25 +208,26 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
     if spec.serviceAccount:
         config["kubernetes.service-account"] = spec.serviceAccount
 
-    jm = component_resources(spec.jobManager, config, "jobmanager.memory.process.size", 1.0)
-    tm = component_resources(spec.taskManager, config, "taskmanager.memory.process.size", float(slots(config)))
-    for prefix, res in (("jobmanager", jm), ("taskmanager", tm)):
-        if res.memory_bytes is not None:
-            config[f"{prefix}.memory.process.size"] = flink_memory_text(res.memory_bytes)
-        config[f"kubernetes.{prefix}.cpu.amount"] = _float_text(res.cpu)
-        if old_keys:
-            config[f"kubernetes.{prefix}.cpu"] = _float_text(res.cpu)
-        if res.cpu_limit_factor != 1.0:
-            config[f"kubernetes.{prefix}.cpu.limit-factor"] = _float_text(res.cpu_limit_factor)
-        if res.memory_limit_factor != 1.0:
-            config[f"kubernetes.{prefix}.memory.limit-factor"] = _float_text(res.memory_limit_factor)
-    jm_replicas = spec.jobManager.replicas if spec.jobManager else 1
-    config["kubernetes.jobmanager.replicas"] = str(jm_replicas)
 
-    parallelism, tm_replicas = parallelism_and_replicas(spec, config)
+def _set_component_resources(config: dict[str, str], prefix: str, res: ComponentResources, old_keys: bool) -> None:
+    """`<prefix>.memory.process.size` (when known) and `kubernetes.<prefix>.cpu.amount` (also
+    `kubernetes.<prefix>.cpu` for known versions before v1_17), and the limit factors when they are not 1."""
+    if res.memory_bytes is not None:
+        config[f"{prefix}.memory.process.size"] = flink_memory_text(res.memory_bytes)
+    config[f"kubernetes.{prefix}.cpu.amount"] = _float_text(res.cpu)
+    if old_keys:
+        config[f"kubernetes.{prefix}.cpu"] = _float_text(res.cpu)
+    if res.cpu_limit_factor != 1.0:
+        config[f"kubernetes.{prefix}.cpu.limit-factor"] = _float_text(res.cpu_limit_factor)
+    if res.memory_limit_factor != 1.0:
+        config[f"kubernetes.{prefix}.memory.limit-factor"] = _float_text(res.memory_limit_factor)
+
+
+def _set_cluster_identity(config: dict[str, str], plan: ClusterPlan, tm_replicas: int) -> None:
+    """Where the cluster runs and what it is called; with HA, its HA cluster id and JobManager port."""
     config["kubernetes.internal.taskmanager.replicas"] = str(tm_replicas)
     config["execution.target"] = "remote"
-    config["kubernetes.internal.cluster-mode"] = "SESSION" if spec.job is None else "APPLICATION"
+    config["kubernetes.internal.cluster-mode"] = "SESSION" if plan.spec.job is None else "APPLICATION"
     config["kubernetes.namespace"] = plan.namespace
     config["kubernetes.cluster-id"] = plan.name
     if is_ha_enabled(config):
@@ -212,42 +235,54 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
         if not config.get("high-availability.jobmanager.port") or config["high-availability.jobmanager.port"] == "0":
             config["high-availability.jobmanager.port"] = config.get("jobmanager.rpc.port") or "6123"
 
-    job = spec.job
-    if job is not None:
-        if job.jarURI:
-            config["pipeline.classpaths"] = re.sub(r"^local://", "file://", job.jarURI)
-        config["parallelism.default"] = str(parallelism)
-        config["execution.shutdown-on-application-finish"] = "false"
-        config.setdefault("execution.submit-failed-job-on-application-error", "true")
-        config.setdefault("pipeline.name", plan.name)
-        if job.upgradeMode == "last-state":
-            config.setdefault("execution.checkpointing.interval", "5 min")
-        config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
-        if job.allowNonRestoredState is not None:
-            config["execution.savepoint.ignore-unclaimed-state"] = "true" if job.allowNonRestoredState else "false"
-        if job.entryClass:
-            config["$internal.application.main"] = job.entryClass
-        if job.args:
-            config["$internal.application.program-args"] = ";".join(job.args)
-        if plan.restore_path:
-            config["execution.savepoint.path"] = plan.restore_path
-        else:
-            config.pop("execution.savepoint.path", None)
-            config.pop("execution.state-recovery.path", None)
-        if plan.job_id and not config.get("$internal.pipeline.job-id"):
-            config["$internal.pipeline.job-id"] = plan.job_id
-        ha_dir = flinkconf.get_first(config, "high-availability.storageDir")
-        if ha_dir and is_ha_enabled(config):
-            config["job-result-store.storage-path"] = f"{ha_dir.rstrip('/')}/job-result-store/{plan.name}/{job_result_store_id(plan)}"
-            config.setdefault("job-result-store.delete-on-commit", "false")
 
+def _set_application(config: dict[str, str], job: JobSpec, name: str, parallelism: int | None) -> None:
+    """The application: its jar, parallelism, name, entry class and arguments, and checkpointing defaults."""
+    if job.jarURI:
+        config["pipeline.classpaths"] = re.sub(r"^local://", "file://", job.jarURI)
+    config["parallelism.default"] = str(parallelism)
+    config["execution.shutdown-on-application-finish"] = "false"
+    config.setdefault("execution.submit-failed-job-on-application-error", "true")
+    config.setdefault("pipeline.name", name)
+    if job.upgradeMode == "last-state":
+        config.setdefault("execution.checkpointing.interval", "5 min")
+    config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if job.allowNonRestoredState is not None:
+        config["execution.savepoint.ignore-unclaimed-state"] = "true" if job.allowNonRestoredState else "false"
+    if job.entryClass:
+        config["$internal.application.main"] = job.entryClass
+    if job.args:
+        config["$internal.application.program-args"] = ";".join(job.args)
+
+
+def _set_restore(config: dict[str, str], plan: ClusterPlan) -> None:
+    """The path to restore from (or no restore path at all), and the recorded job id unless the configuration has one."""
+    if plan.restore_path:
+        config["execution.savepoint.path"] = plan.restore_path
+    else:
+        config.pop("execution.savepoint.path", None)
+        config.pop("execution.state-recovery.path", None)
+    if plan.job_id and not config.get("$internal.pipeline.job-id"):
+        config["$internal.pipeline.job-id"] = plan.job_id
+
+
+def _set_job_result_store(config: dict[str, str], plan: ClusterPlan) -> None:
+    """With HA and an HA storage dir: the job result store under it, kept after commit."""
+    ha_dir = flinkconf.get_first(config, "high-availability.storageDir")
+    if ha_dir and is_ha_enabled(config):
+        config["job-result-store.storage-path"] = f"{ha_dir.rstrip('/')}/job-result-store/{plan.name}/{job_result_store_id(plan)}"
+        config.setdefault("job-result-store.delete-on-commit", "false")
+
+
+def _set_fixed_ports(config: dict[str, str], plan: ClusterPlan) -> None:
+    """`blob.server.port` and `taskmanager.rpc.port` unset, empty or "0" become 6124 and 6122, `rest.bind-port` "0"
+    becomes 8081; the JobManager RPC address is the `<name>.<namespace>` service."""
     for key, fixed in (("blob.server.port", "6124"), ("taskmanager.rpc.port", "6122")):
         if config.get(key) in (None, "", "0"):
             config[key] = fixed
     if config.get("rest.bind-port") == "0":
         config["rest.bind-port"] = "8081"
     config["jobmanager.rpc.address"] = f"{plan.name}.{plan.namespace}"
-    return config
 
 
 def _float_text(value: float) -> str:

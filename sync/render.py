@@ -381,6 +381,22 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     pod_spec = template.setdefault("spec", {})
     main, others = _main_container(template)
 
+    _set_pod_metadata(meta, plan, effective, component)
+    _set_service_account_and_node_selector(pod_spec, effective, component)
+    _set_main_process(main, plan, effective, component)
+    _mount_volumes(main, pod_spec, plan, component)
+    if component == "jobmanager" and "startupProbe" not in main and \
+            flinkconf.is_true(effective, "kubernetes.operator.jm-deployment.startup.probe.enabled", True):
+        main["startupProbe"] = {"failureThreshold": 2147483647, "httpGet": {"path": "/config", "port": "rest"},
+                                "periodSeconds": 1}
+    pod_spec["containers"] = [main, *others]
+    return template
+
+
+def _set_pod_metadata(meta: dict[str, Any], plan: ClusterPlan, effective: dict[str, str], component: str) -> None:
+    """Name and namespace dropped. Labels: the template's, then `kubernetes.<component>.labels`, then the selector
+    labels. Annotations: the
+    template's, then `kubernetes.<component>.annotations`, then (JobManager) the generation."""
     selector = labels_component(plan.name, component)
     user_labels = _flink_map(effective.get(f"kubernetes.{component}.labels"))
     meta.pop("name", None)
@@ -392,6 +408,10 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     if annotations:
         meta["annotations"] = annotations
 
+
+def _set_service_account_and_node_selector(pod_spec: dict[str, Any], effective: dict[str, str], component: str) -> None:
+    """The service account (`kubernetes.<component>.service-account`, else `kubernetes.service-account`) and
+    `kubernetes.<component>.node-selector` over the template's node selector."""
     service_account = effective.get(f"kubernetes.{component}.service-account") or effective.get("kubernetes.service-account")
     if service_account:
         pod_spec["serviceAccountName"] = service_account
@@ -400,32 +420,56 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
         pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector}
     pod_spec.pop("restartPolicy", None)  # Deployments only allow Always
 
+
+def _set_main_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str], component: str) -> None:
+    """The main container's image, entrypoint and arguments, ports, environment and resources."""
+    spec = plan.spec
     main["name"] = MAIN_CONTAINER
     main["image"] = container_image(spec)
     if spec.imagePullPolicy:
         main["imagePullPolicy"] = spec.imagePullPolicy
     main["command"] = [ENTRYPOINT]
-    ha = is_ha_enabled(effective)
     if component == "jobmanager":
-        res = component_resources(spec.jobManager, effective, "jobmanager.memory.process.size", 1.0)
-        main["args"] = _jobmanager_args(plan, main.get("args"), ha)
-        ports = [("rest", int(effective.get("rest.port") or 8081)),
-                 ("jobmanager-rpc", int(effective.get("jobmanager.rpc.port") or 6123)),
-                 ("blobserver", int(effective.get("blob.server.port") or 6124))]
-        env = _prefixed_env(effective, "containerized.master.env.")
-        env.append({"name": "_POD_IP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}})
+        res, ports, env = _jobmanager_process(main, plan, effective)
     else:
-        res = component_resources(spec.taskManager, effective, "taskmanager.memory.process.size", float(slots(effective)))
-        main["args"] = ["taskmanager"]
-        ports = [("taskmanager-rpc", int(effective.get("taskmanager.rpc.port") or 6122))]
-        env = _prefixed_env(effective, "containerized.taskmanager.env.")
+        res, ports, env = _taskmanager_process(main, plan, effective)
     if effective.get("kubernetes.flink.log.dir"):
         env.append({"name": "FLINK_LOG_DIR", "value": effective["kubernetes.flink.log.dir"]})
     for port_name, number in ports:
         main["ports"] = upsert_by_name(main.get("ports"), {"containerPort": number, "name": port_name, "protocol": "TCP"})
     for item in env:
         main["env"] = upsert_by_name(main.get("env"), item)
+    _merge_resources(main, res)
 
+
+_Process = tuple[ComponentResources, list[tuple[str, int]], list[dict[str, Any]]]
+
+
+def _jobmanager_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str]) -> _Process:
+    """Sets the JobManager's args; returns its resources, ports (rest, RPC, blob server) and environment
+    (`containerized.master.env.*` and the pod IP)."""
+    ha = is_ha_enabled(effective)
+    res = component_resources(plan.spec.jobManager, effective, "jobmanager.memory.process.size", 1.0)
+    main["args"] = _jobmanager_args(plan, main.get("args"), ha)
+    ports = [("rest", int(effective.get("rest.port") or 8081)),
+             ("jobmanager-rpc", int(effective.get("jobmanager.rpc.port") or 6123)),
+             ("blobserver", int(effective.get("blob.server.port") or 6124))]
+    env = _prefixed_env(effective, "containerized.master.env.")
+    env.append({"name": "_POD_IP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}})
+    return res, ports, env
+
+
+def _taskmanager_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str]) -> _Process:
+    """Sets the TaskManager's args; returns its resources, RPC port and environment (`containerized.taskmanager.env.*`)."""
+    res = component_resources(plan.spec.taskManager, effective, "taskmanager.memory.process.size", float(slots(effective)))
+    main["args"] = ["taskmanager"]
+    ports = [("taskmanager-rpc", int(effective.get("taskmanager.rpc.port") or 6122))]
+    env = _prefixed_env(effective, "containerized.taskmanager.env.")
+    return res, ports, env
+
+
+def _merge_resources(main: dict[str, Any], res: ComponentResources) -> None:
+    """The computed requests and limits over the main container's own."""
     user_resources = main.get("resources") or {}
     computed = _container_resources(res)
     main["resources"] = {
@@ -433,6 +477,10 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
         "requests": {**(user_resources.get("requests") or {}), **computed["requests"]},
     }
 
+
+def _mount_volumes(main: dict[str, Any], pod_spec: dict[str, Any], plan: ClusterPlan, component: str) -> None:
+    """The ConfigMap at /opt/flink/conf; for an application's JobManager with a jar URI, an emptyDir at
+    /opt/flink/usrlib unless the template already mounts something there."""
     mounts = main.get("volumeMounts") or []
     mounts = upsert_by_name(mounts, {"mountPath": CONF_DIR, "name": "flink-config-volume"})
     volumes = pod_spec.get("volumes") or []
@@ -440,19 +488,13 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     volumes = upsert_by_name(volumes, {"configMap": {"items": [{"key": k, "path": k} for k in conf_items],
                                                      "name": f"flink-config-{plan.name}"},
                                        "name": "flink-config-volume"})
-    if component == "jobmanager" and spec.job is not None and spec.job.jarURI \
+    job = plan.spec.job
+    if component == "jobmanager" and job is not None and job.jarURI \
             and not any(str(m.get("mountPath", "")).startswith(USRLIB_DIR) for m in mounts):
         mounts = upsert_by_name(mounts, {"mountPath": USRLIB_DIR, "name": "user-lib-dir"})
         volumes = upsert_by_name(volumes, {"emptyDir": {}, "name": "user-lib-dir"})
     main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes
-
-    if component == "jobmanager" and "startupProbe" not in main and \
-            flinkconf.is_true(effective, "kubernetes.operator.jm-deployment.startup.probe.enabled", True):
-        main["startupProbe"] = {"failureThreshold": 2147483647, "httpGet": {"path": "/config", "port": "rest"},
-                                "periodSeconds": 1}
-    pod_spec["containers"] = [main, *others]
-    return template
 
 
 def _jobmanager_args(plan: ClusterPlan, template_args: list[str] | None, ha: bool) -> list[str]:

@@ -395,8 +395,7 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
 
 def _set_pod_metadata(meta: dict[str, Any], plan: ClusterPlan, effective: dict[str, str], component: str) -> None:
     """Name and namespace dropped. Labels: the template's, then `kubernetes.<component>.labels`, then the selector
-    labels. Annotations: the
-    template's, then `kubernetes.<component>.annotations`, then (JobManager) the generation."""
+    labels. Annotations: the template's, then `kubernetes.<component>.annotations`, then (JobManager) the generation."""
     selector = labels_component(plan.name, component)
     user_labels = _flink_map(effective.get(f"kubernetes.{component}.labels"))
     meta.pop("name", None)

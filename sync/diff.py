@@ -38,18 +38,33 @@ def diff_specs(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Diff
         if key == "flinkConfiguration":
             changes += _config_diff(before, after)
         elif key == "restartNonce":
-            if after is not None and after != before:
-                changes.append(("restartNonce", DiffType.UPGRADE))
+            changes += _restart_nonce_diff(before, after)
         elif key == "job":
-            changes += _job_diff(before or {}, after or {}) if (before is not None and after is not None) else (
-                [("job", DiffType.UPGRADE)] if before != after else [])
+            changes += _job_field_diff(before, after)
         elif key == "taskManager":
-            for sub in sorted(set(before or {}) | set(after or {})):
-                if (before or {}).get(sub) != (after or {}).get(sub):
-                    changes.append((f"taskManager.{sub}", DiffType.SCALE if sub == "replicas" else DiffType.UPGRADE))
+            changes += _task_manager_diff(before, after)
         elif before != after:
             changes.append((key, DiffType.UPGRADE))
     return changes
+
+
+def _restart_nonce_diff(before: Any, after: Any) -> list[tuple[str, DiffType]]:
+    """A changed or added `restartNonce` is an UPGRADE; removing it is not a change."""
+    return [("restartNonce", DiffType.UPGRADE)] if after is not None and after != before else []
+
+
+def _job_field_diff(before: Any, after: Any) -> list[tuple[str, DiffType]]:
+    """`job` field by field when both specs have one; adding or removing it is an UPGRADE."""
+    if before is not None and after is not None:
+        return _job_diff(before or {}, after or {})
+    return [("job", DiffType.UPGRADE)] if before != after else []
+
+
+def _task_manager_diff(before: Any, after: Any) -> list[tuple[str, DiffType]]:
+    """`taskManager.replicas` is a SCALE; any other `taskManager` field an UPGRADE."""
+    before, after = before or {}, after or {}
+    return [(f"taskManager.{sub}", DiffType.SCALE if sub == "replicas" else DiffType.UPGRADE)
+            for sub in sorted(set(before) | set(after)) if before.get(sub) != after.get(sub)]
 
 
 def _job_diff(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, DiffType]]:

@@ -64,32 +64,46 @@ def _split_cached(items: tuple[tuple[str, str], ...], namespace: str, flink_vers
 
 def _split(defaults: Mapping[str, str], namespace: str, flink_version: str | None) -> dict[str, str]:
     plain = {k: v for k, v in defaults.items() if not k.startswith(DEFAULTS_PREFIX)}
-    ns_prefix = f"{NAMESPACE_PREFIX}{namespace}."
-    for key, value in defaults.items():
-        if key.startswith(ns_prefix):
-            plain[key[len(ns_prefix):]] = value
+    plain.update(_namespace_defaults(defaults, namespace))
     if flink_version and versions.is_known(flink_version):
-        scoped: list[tuple[tuple[int, int], int, str, str]] = []
-        for key, value in defaults.items():
-            if not key.startswith(VERSION_PREFIX):
-                continue
-            rest = key[len(VERSION_PREFIX):]
-            version_part, _, option = rest.partition(".")
-            if not option:
-                continue
-            plus = version_part.endswith("+")
-            base = version_part.rstrip("+")
-            try:
-                base_key = versions.version_key(base)
-            except ValueError:
-                continue
-            current = versions.version_key(flink_version)
-            if (plus and current >= base_key) or (not plus and current == base_key):
-                # Exact matches sort after "+" ranges of the same version, so they win.
-                scoped.append((base_key, 0 if plus else 1, option, value))
-        for _, _, option, value in sorted(scoped, key=lambda item: (item[0], item[1])):
-            plain[option] = value
+        plain.update(_version_defaults(defaults, versions.version_key(flink_version)))
     return plain
+
+
+def _namespace_defaults(defaults: Mapping[str, str], namespace: str) -> list[tuple[str, str]]:
+    """The `<NAMESPACE_PREFIX><namespace>.<option>` entries of this namespace, as (option, value)."""
+    ns_prefix = f"{NAMESPACE_PREFIX}{namespace}."
+    return [(key[len(ns_prefix):], value) for key, value in defaults.items() if key.startswith(ns_prefix)]
+
+
+def _version_defaults(defaults: Mapping[str, str], current: tuple[int, int]) -> list[tuple[str, str]]:
+    """The `<VERSION_PREFIX><vX_Y>[+].<option>` entries that apply to the version `current`, as (option, value),
+    in the order they apply: ascending version, and for one version the `+` range before the exact match."""
+    scoped: list[tuple[tuple[int, int], int, str, str]] = []
+    for key, value in defaults.items():
+        scope = _version_scope(key)
+        if scope is None:
+            continue
+        base_key, plus, option = scope
+        if (plus and current >= base_key) or (not plus and current == base_key):
+            # Exact matches sort after "+" ranges of the same version, so they win.
+            scoped.append((base_key, 0 if plus else 1, option, value))
+    return [(option, value) for _, _, option, value in sorted(scoped, key=lambda item: (item[0], item[1]))]
+
+
+def _version_scope(key: str) -> tuple[tuple[int, int], bool, str] | None:
+    """(version, whether it is a `+` range, option) of a `<VERSION_PREFIX><vX_Y>[+].<option>` key; None for any
+    other key, or when the version or the option is missing or malformed."""
+    if not key.startswith(VERSION_PREFIX):
+        return None
+    version_part, _, option = key[len(VERSION_PREFIX):].partition(".")
+    if not option:
+        return None
+    try:
+        base_key = versions.version_key(version_part.rstrip("+"))
+    except ValueError:
+        return None
+    return base_key, version_part.endswith("+"), option
 
 
 def effective_user_config(operator_defaults: Mapping[str, str], namespace: str, flink_version: str | None,

@@ -6,6 +6,7 @@ status recorded for this deployment (job id, restore path, generation). Output i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import re
@@ -17,7 +18,7 @@ from . import flinkconf, versions
 from .defaults import DEFAULT_LOG4J_CONSOLE
 from .podtemplate import MAIN_CONTAINER, component_template, upsert_by_name
 from .quantity import MIB, canonical_binary, canonical_decimal, canonical_quantity, flink_memory_text, parse_memory
-from .spec import FlinkDeploymentSpec, JobManagerSpec, TaskManagerSpec
+from .spec import FlinkDeploymentSpec, JobManagerSpec, JobSpec, Resource, TaskManagerSpec
 
 CONF_DIR = "/opt/flink/conf"
 USRLIB_DIR = "/opt/flink/usrlib"
@@ -111,32 +112,51 @@ def component_resources(component: JobManagerSpec | TaskManagerSpec | None, conf
                         process_size_key: str, default_cpu: float) -> ComponentResources:
     """CPU and memory of a JM/TM from `resources` (wins when it has any entry) or `resource` (§1.9)."""
     requests, limits = _resources_block(component)
-    extra_requests: dict[str, str] = {}
-    extra_limits: dict[str, str] = {}
     if requests or limits:
-        cpu_text = requests.get("cpu", limits.get("cpu"))
-        memory_text = requests.get("memory", limits.get("memory"))
-        cpu = float(_cpu_value(cpu_text)) if cpu_text is not None else default_cpu
-        memory = parse_memory(memory_text) if memory_text is not None else None
-        cpu_factor = memory_factor = 1.0
-        if "cpu" in requests and "cpu" in limits and float(_cpu_value(requests["cpu"])) > 0:
-            cpu_factor = float(_cpu_value(limits["cpu"])) / float(_cpu_value(requests["cpu"]))
-        if "memory" in requests and "memory" in limits:
-            memory_factor = parse_memory(limits["memory"]) / parse_memory(requests["memory"])
-        extra_requests = {k: canonical_quantity(v) for k, v in requests.items() if k not in ("cpu", "memory")}
-        extra_limits = {k: canonical_quantity(v) for k, v in limits.items() if k not in ("cpu", "memory")}
+        res = _from_kubernetes_resources(requests, limits, default_cpu)
     else:
-        resource = component.resource if component else None
-        cpu = resource.cpu if resource and resource.cpu is not None else default_cpu
-        memory = parse_memory(resource.memory) if resource and resource.memory else None
-        cpu_factor = memory_factor = 1.0
-        if resource and resource.ephemeralStorage:
-            storage = canonical_quantity(resource.ephemeralStorage)
-            extra_requests = {"ephemeral-storage": storage}
-            extra_limits = {"ephemeral-storage": storage}
-    if memory is None and config.get(process_size_key):
-        memory = parse_memory(config[process_size_key])
-    return ComponentResources(cpu, memory, cpu_factor, memory_factor, extra_requests, extra_limits)
+        res = _from_flink_resource(component.resource if component else None, default_cpu)
+    if res.memory_bytes is None and config.get(process_size_key):
+        res = dataclasses.replace(res, memory_bytes=parse_memory(config[process_size_key]))
+    return res
+
+
+def _from_kubernetes_resources(requests: dict, limits: dict, default_cpu: float) -> ComponentResources:
+    """`resources`: the request (else the limit) is the amount; limit / request is the limit factor."""
+    cpu_text = requests.get("cpu", limits.get("cpu"))
+    memory_text = requests.get("memory", limits.get("memory"))
+    cpu = float(_cpu_value(cpu_text)) if cpu_text is not None else default_cpu
+    memory = parse_memory(memory_text) if memory_text is not None else None
+    return ComponentResources(cpu, memory, _cpu_limit_factor(requests, limits), _memory_limit_factor(requests, limits),
+                              _other_quantities(requests), _other_quantities(limits))
+
+
+def _cpu_limit_factor(requests: dict, limits: dict) -> float:
+    if "cpu" in requests and "cpu" in limits and float(_cpu_value(requests["cpu"])) > 0:
+        return float(_cpu_value(limits["cpu"])) / float(_cpu_value(requests["cpu"]))
+    return 1.0
+
+
+def _memory_limit_factor(requests: dict, limits: dict) -> float:
+    if "memory" in requests and "memory" in limits:
+        return parse_memory(limits["memory"]) / parse_memory(requests["memory"])
+    return 1.0
+
+
+def _other_quantities(amounts: dict) -> dict[str, str]:
+    """The entries besides cpu and memory (GPUs, ephemeral storage...), passed through canonicalised."""
+    return {k: canonical_quantity(v) for k, v in amounts.items() if k not in ("cpu", "memory")}
+
+
+def _from_flink_resource(resource: Resource | None, default_cpu: float) -> ComponentResources:
+    """`resource` (cpu, memory, ephemeralStorage): no limit factors; ephemeral storage is both request and limit."""
+    cpu = resource.cpu if resource and resource.cpu is not None else default_cpu
+    memory = parse_memory(resource.memory) if resource and resource.memory else None
+    if resource and resource.ephemeralStorage:
+        storage = canonical_quantity(resource.ephemeralStorage)
+        return ComponentResources(cpu, memory, extra_requests={"ephemeral-storage": storage},
+                                  extra_limits={"ephemeral-storage": storage})
+    return ComponentResources(cpu, memory)
 
 
 def _cpu_value(text: Any) -> float:
@@ -159,6 +179,28 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
     config.setdefault("kubernetes.rest-service.exposed.type", "ClusterIP")
     config.setdefault("web.cancel.enable", "false")
     config["$internal.flink.version"] = version
+    _set_image_and_account(config, spec, old_keys)
+
+    jm = component_resources(spec.jobManager, config, "jobmanager.memory.process.size", 1.0)
+    tm = component_resources(spec.taskManager, config, "taskmanager.memory.process.size", float(slots(config)))
+    _set_component_resources(config, "jobmanager", jm, old_keys)
+    _set_component_resources(config, "taskmanager", tm, old_keys)
+    jm_replicas = spec.jobManager.replicas if spec.jobManager else 1
+    config["kubernetes.jobmanager.replicas"] = str(jm_replicas)
+
+    parallelism, tm_replicas = parallelism_and_replicas(spec, config)
+    _set_cluster_identity(config, plan, tm_replicas)
+    if spec.job is not None:
+        _set_application(config, spec.job, plan.name, parallelism)
+        _set_restore(config, plan)
+        _set_job_result_store(config, plan)
+    _set_fixed_ports(config, plan)
+    return config
+
+
+def _set_image_and_account(config: dict[str, str], spec: FlinkDeploymentSpec, old_keys: bool) -> None:
+    """The container image (`kubernetes.container.image.ref`; `kubernetes.container.image` for known versions
+    before v1_17), its pull policy and the service account, when the spec sets them."""
     image = container_image(spec)
     config["kubernetes.container.image" if old_keys else "kubernetes.container.image.ref"] = image
     if spec.imagePullPolicy:
@@ -166,25 +208,26 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
     if spec.serviceAccount:
         config["kubernetes.service-account"] = spec.serviceAccount
 
-    jm = component_resources(spec.jobManager, config, "jobmanager.memory.process.size", 1.0)
-    tm = component_resources(spec.taskManager, config, "taskmanager.memory.process.size", float(slots(config)))
-    for prefix, res in (("jobmanager", jm), ("taskmanager", tm)):
-        if res.memory_bytes is not None:
-            config[f"{prefix}.memory.process.size"] = flink_memory_text(res.memory_bytes)
-        config[f"kubernetes.{prefix}.cpu.amount"] = _float_text(res.cpu)
-        if old_keys:
-            config[f"kubernetes.{prefix}.cpu"] = _float_text(res.cpu)
-        if res.cpu_limit_factor != 1.0:
-            config[f"kubernetes.{prefix}.cpu.limit-factor"] = _float_text(res.cpu_limit_factor)
-        if res.memory_limit_factor != 1.0:
-            config[f"kubernetes.{prefix}.memory.limit-factor"] = _float_text(res.memory_limit_factor)
-    jm_replicas = spec.jobManager.replicas if spec.jobManager else 1
-    config["kubernetes.jobmanager.replicas"] = str(jm_replicas)
 
-    parallelism, tm_replicas = parallelism_and_replicas(spec, config)
+def _set_component_resources(config: dict[str, str], prefix: str, res: ComponentResources, old_keys: bool) -> None:
+    """`<prefix>.memory.process.size` (when known) and `kubernetes.<prefix>.cpu.amount` (also
+    `kubernetes.<prefix>.cpu` for known versions before v1_17), and the limit factors when they are not 1."""
+    if res.memory_bytes is not None:
+        config[f"{prefix}.memory.process.size"] = flink_memory_text(res.memory_bytes)
+    config[f"kubernetes.{prefix}.cpu.amount"] = _float_text(res.cpu)
+    if old_keys:
+        config[f"kubernetes.{prefix}.cpu"] = _float_text(res.cpu)
+    if res.cpu_limit_factor != 1.0:
+        config[f"kubernetes.{prefix}.cpu.limit-factor"] = _float_text(res.cpu_limit_factor)
+    if res.memory_limit_factor != 1.0:
+        config[f"kubernetes.{prefix}.memory.limit-factor"] = _float_text(res.memory_limit_factor)
+
+
+def _set_cluster_identity(config: dict[str, str], plan: ClusterPlan, tm_replicas: int) -> None:
+    """Where the cluster runs and what it is called; with HA, its HA cluster id and JobManager port."""
     config["kubernetes.internal.taskmanager.replicas"] = str(tm_replicas)
     config["execution.target"] = "remote"
-    config["kubernetes.internal.cluster-mode"] = "SESSION" if spec.job is None else "APPLICATION"
+    config["kubernetes.internal.cluster-mode"] = "SESSION" if plan.spec.job is None else "APPLICATION"
     config["kubernetes.namespace"] = plan.namespace
     config["kubernetes.cluster-id"] = plan.name
     if is_ha_enabled(config):
@@ -192,42 +235,54 @@ def effective_config(plan: ClusterPlan) -> dict[str, str]:
         if not config.get("high-availability.jobmanager.port") or config["high-availability.jobmanager.port"] == "0":
             config["high-availability.jobmanager.port"] = config.get("jobmanager.rpc.port") or "6123"
 
-    job = spec.job
-    if job is not None:
-        if job.jarURI:
-            config["pipeline.classpaths"] = re.sub(r"^local://", "file://", job.jarURI)
-        config["parallelism.default"] = str(parallelism)
-        config["execution.shutdown-on-application-finish"] = "false"
-        config.setdefault("execution.submit-failed-job-on-application-error", "true")
-        config.setdefault("pipeline.name", plan.name)
-        if job.upgradeMode == "last-state":
-            config.setdefault("execution.checkpointing.interval", "5 min")
-        config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
-        if job.allowNonRestoredState is not None:
-            config["execution.savepoint.ignore-unclaimed-state"] = "true" if job.allowNonRestoredState else "false"
-        if job.entryClass:
-            config["$internal.application.main"] = job.entryClass
-        if job.args:
-            config["$internal.application.program-args"] = ";".join(job.args)
-        if plan.restore_path:
-            config["execution.savepoint.path"] = plan.restore_path
-        else:
-            config.pop("execution.savepoint.path", None)
-            config.pop("execution.state-recovery.path", None)
-        if plan.job_id and not config.get("$internal.pipeline.job-id"):
-            config["$internal.pipeline.job-id"] = plan.job_id
-        ha_dir = flinkconf.get_first(config, "high-availability.storageDir")
-        if ha_dir and is_ha_enabled(config):
-            config["job-result-store.storage-path"] = f"{ha_dir.rstrip('/')}/job-result-store/{plan.name}/{job_result_store_id(plan)}"
-            config.setdefault("job-result-store.delete-on-commit", "false")
 
+def _set_application(config: dict[str, str], job: JobSpec, name: str, parallelism: int | None) -> None:
+    """The application: its jar, parallelism, name, entry class and arguments, and checkpointing defaults."""
+    if job.jarURI:
+        config["pipeline.classpaths"] = re.sub(r"^local://", "file://", job.jarURI)
+    config["parallelism.default"] = str(parallelism)
+    config["execution.shutdown-on-application-finish"] = "false"
+    config.setdefault("execution.submit-failed-job-on-application-error", "true")
+    config.setdefault("pipeline.name", name)
+    if job.upgradeMode == "last-state":
+        config.setdefault("execution.checkpointing.interval", "5 min")
+    config.setdefault("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if job.allowNonRestoredState is not None:
+        config["execution.savepoint.ignore-unclaimed-state"] = "true" if job.allowNonRestoredState else "false"
+    if job.entryClass:
+        config["$internal.application.main"] = job.entryClass
+    if job.args:
+        config["$internal.application.program-args"] = ";".join(job.args)
+
+
+def _set_restore(config: dict[str, str], plan: ClusterPlan) -> None:
+    """The path to restore from (or no restore path at all), and the recorded job id unless the configuration has one."""
+    if plan.restore_path:
+        config["execution.savepoint.path"] = plan.restore_path
+    else:
+        config.pop("execution.savepoint.path", None)
+        config.pop("execution.state-recovery.path", None)
+    if plan.job_id and not config.get("$internal.pipeline.job-id"):
+        config["$internal.pipeline.job-id"] = plan.job_id
+
+
+def _set_job_result_store(config: dict[str, str], plan: ClusterPlan) -> None:
+    """With HA and an HA storage dir: the job result store under it, kept after commit."""
+    ha_dir = flinkconf.get_first(config, "high-availability.storageDir")
+    if ha_dir and is_ha_enabled(config):
+        config["job-result-store.storage-path"] = f"{ha_dir.rstrip('/')}/job-result-store/{plan.name}/{job_result_store_id(plan)}"
+        config.setdefault("job-result-store.delete-on-commit", "false")
+
+
+def _set_fixed_ports(config: dict[str, str], plan: ClusterPlan) -> None:
+    """`blob.server.port` and `taskmanager.rpc.port` unset, empty or "0" become 6124 and 6122, `rest.bind-port` "0"
+    becomes 8081; the JobManager RPC address is the `<name>.<namespace>` service."""
     for key, fixed in (("blob.server.port", "6124"), ("taskmanager.rpc.port", "6122")):
         if config.get(key) in (None, "", "0"):
             config[key] = fixed
     if config.get("rest.bind-port") == "0":
         config["rest.bind-port"] = "8081"
     config["jobmanager.rpc.address"] = f"{plan.name}.{plan.namespace}"
-    return config
 
 
 def _float_text(value: float) -> str:
@@ -326,6 +381,21 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     pod_spec = template.setdefault("spec", {})
     main, others = _main_container(template)
 
+    _set_pod_metadata(meta, plan, effective, component)
+    _set_service_account_and_node_selector(pod_spec, effective, component)
+    _set_main_process(main, plan, effective, component)
+    _mount_volumes(main, pod_spec, plan, component)
+    if component == "jobmanager" and "startupProbe" not in main and \
+            flinkconf.is_true(effective, "kubernetes.operator.jm-deployment.startup.probe.enabled", True):
+        main["startupProbe"] = {"failureThreshold": 2147483647, "httpGet": {"path": "/config", "port": "rest"},
+                                "periodSeconds": 1}
+    pod_spec["containers"] = [main, *others]
+    return template
+
+
+def _set_pod_metadata(meta: dict[str, Any], plan: ClusterPlan, effective: dict[str, str], component: str) -> None:
+    """Name and namespace dropped. Labels: the template's, then `kubernetes.<component>.labels`, then the selector
+    labels. Annotations: the template's, then `kubernetes.<component>.annotations`, then (JobManager) the generation."""
     selector = labels_component(plan.name, component)
     user_labels = _flink_map(effective.get(f"kubernetes.{component}.labels"))
     meta.pop("name", None)
@@ -337,6 +407,10 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     if annotations:
         meta["annotations"] = annotations
 
+
+def _set_service_account_and_node_selector(pod_spec: dict[str, Any], effective: dict[str, str], component: str) -> None:
+    """The service account (`kubernetes.<component>.service-account`, else `kubernetes.service-account`) and
+    `kubernetes.<component>.node-selector` over the template's node selector."""
     service_account = effective.get(f"kubernetes.{component}.service-account") or effective.get("kubernetes.service-account")
     if service_account:
         pod_spec["serviceAccountName"] = service_account
@@ -345,32 +419,56 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
         pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector}
     pod_spec.pop("restartPolicy", None)  # Deployments only allow Always
 
+
+def _set_main_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str], component: str) -> None:
+    """The main container's image, entrypoint and arguments, ports, environment and resources."""
+    spec = plan.spec
     main["name"] = MAIN_CONTAINER
     main["image"] = container_image(spec)
     if spec.imagePullPolicy:
         main["imagePullPolicy"] = spec.imagePullPolicy
     main["command"] = [ENTRYPOINT]
-    ha = is_ha_enabled(effective)
     if component == "jobmanager":
-        res = component_resources(spec.jobManager, effective, "jobmanager.memory.process.size", 1.0)
-        main["args"] = _jobmanager_args(plan, main.get("args"), ha)
-        ports = [("rest", int(effective.get("rest.port") or 8081)),
-                 ("jobmanager-rpc", int(effective.get("jobmanager.rpc.port") or 6123)),
-                 ("blobserver", int(effective.get("blob.server.port") or 6124))]
-        env = _prefixed_env(effective, "containerized.master.env.")
-        env.append({"name": "_POD_IP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}})
+        res, ports, env = _jobmanager_process(main, plan, effective)
     else:
-        res = component_resources(spec.taskManager, effective, "taskmanager.memory.process.size", float(slots(effective)))
-        main["args"] = ["taskmanager"]
-        ports = [("taskmanager-rpc", int(effective.get("taskmanager.rpc.port") or 6122))]
-        env = _prefixed_env(effective, "containerized.taskmanager.env.")
+        res, ports, env = _taskmanager_process(main, plan, effective)
     if effective.get("kubernetes.flink.log.dir"):
         env.append({"name": "FLINK_LOG_DIR", "value": effective["kubernetes.flink.log.dir"]})
     for port_name, number in ports:
         main["ports"] = upsert_by_name(main.get("ports"), {"containerPort": number, "name": port_name, "protocol": "TCP"})
     for item in env:
         main["env"] = upsert_by_name(main.get("env"), item)
+    _merge_resources(main, res)
 
+
+_Process = tuple[ComponentResources, list[tuple[str, int]], list[dict[str, Any]]]
+
+
+def _jobmanager_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str]) -> _Process:
+    """Sets the JobManager's args; returns its resources, ports (rest, RPC, blob server) and environment
+    (`containerized.master.env.*` and the pod IP)."""
+    ha = is_ha_enabled(effective)
+    res = component_resources(plan.spec.jobManager, effective, "jobmanager.memory.process.size", 1.0)
+    main["args"] = _jobmanager_args(plan, main.get("args"), ha)
+    ports = [("rest", int(effective.get("rest.port") or 8081)),
+             ("jobmanager-rpc", int(effective.get("jobmanager.rpc.port") or 6123)),
+             ("blobserver", int(effective.get("blob.server.port") or 6124))]
+    env = _prefixed_env(effective, "containerized.master.env.")
+    env.append({"name": "_POD_IP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}})
+    return res, ports, env
+
+
+def _taskmanager_process(main: dict[str, Any], plan: ClusterPlan, effective: dict[str, str]) -> _Process:
+    """Sets the TaskManager's args; returns its resources, RPC port and environment (`containerized.taskmanager.env.*`)."""
+    res = component_resources(plan.spec.taskManager, effective, "taskmanager.memory.process.size", float(slots(effective)))
+    main["args"] = ["taskmanager"]
+    ports = [("taskmanager-rpc", int(effective.get("taskmanager.rpc.port") or 6122))]
+    env = _prefixed_env(effective, "containerized.taskmanager.env.")
+    return res, ports, env
+
+
+def _merge_resources(main: dict[str, Any], res: ComponentResources) -> None:
+    """The computed requests and limits over the main container's own."""
     user_resources = main.get("resources") or {}
     computed = _container_resources(res)
     main["resources"] = {
@@ -378,6 +476,10 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
         "requests": {**(user_resources.get("requests") or {}), **computed["requests"]},
     }
 
+
+def _mount_volumes(main: dict[str, Any], pod_spec: dict[str, Any], plan: ClusterPlan, component: str) -> None:
+    """The ConfigMap at /opt/flink/conf; for an application's JobManager with a jar URI, an emptyDir at
+    /opt/flink/usrlib unless the template already mounts something there."""
     mounts = main.get("volumeMounts") or []
     mounts = upsert_by_name(mounts, {"mountPath": CONF_DIR, "name": "flink-config-volume"})
     volumes = pod_spec.get("volumes") or []
@@ -385,19 +487,13 @@ def _pod_template(plan: ClusterPlan, effective: dict[str, str], component: str) 
     volumes = upsert_by_name(volumes, {"configMap": {"items": [{"key": k, "path": k} for k in conf_items],
                                                      "name": f"flink-config-{plan.name}"},
                                        "name": "flink-config-volume"})
-    if component == "jobmanager" and spec.job is not None and spec.job.jarURI \
+    job = plan.spec.job
+    if component == "jobmanager" and job is not None and job.jarURI \
             and not any(str(m.get("mountPath", "")).startswith(USRLIB_DIR) for m in mounts):
         mounts = upsert_by_name(mounts, {"mountPath": USRLIB_DIR, "name": "user-lib-dir"})
         volumes = upsert_by_name(volumes, {"emptyDir": {}, "name": "user-lib-dir"})
     main["volumeMounts"] = mounts
     pod_spec["volumes"] = volumes
-
-    if component == "jobmanager" and "startupProbe" not in main and \
-            flinkconf.is_true(effective, "kubernetes.operator.jm-deployment.startup.probe.enabled", True):
-        main["startupProbe"] = {"failureThreshold": 2147483647, "httpGet": {"path": "/config", "port": "rest"},
-                                "periodSeconds": 1}
-    pod_spec["containers"] = [main, *others]
-    return template
 
 
 def _jobmanager_args(plan: ClusterPlan, template_args: list[str] | None, ha: bool) -> list[str]:

@@ -45,19 +45,30 @@ def lifecycle_state(status: dict[str, Any], is_deployment: bool = True) -> str:
     state = reconciliation.get("state")
     if state in ("UPGRADING", "ROLLING_BACK"):
         return state
-    spec, _ = deserialize_reconciled(last_reconciled)
-    if ((spec or {}).get("job") or {}).get("state") == "suspended":
+    if _reconciled_suspended(last_reconciled):
         return "SUSPENDED"
-    if (status.get("jobStatus") or {}).get("state") == "FAILED":
-        return "FAILED"
-    if is_deployment and status.get("jobManagerDeploymentStatus") in ("MISSING", "ERROR") and \
-            any(marker in error for marker in FAILED_ERROR_MARKERS):
+    if _failed(status, error, is_deployment):
         return "FAILED"
     if state == "ROLLED_BACK":
         return "ROLLED_BACK"
     if last_reconciled == reconciliation.get("lastStableSpec"):
         return "STABLE"
     return "DEPLOYED"
+
+
+def _reconciled_suspended(last_reconciled: Any) -> bool:
+    """Whether the last reconciled spec has `job.state: suspended`."""
+    spec, _ = deserialize_reconciled(last_reconciled)
+    return ((spec or {}).get("job") or {}).get("state") == "suspended"
+
+
+def _failed(status: dict[str, Any], error: str, is_deployment: bool) -> bool:
+    """The job FAILED, or (deployments) the JobManager deployment is MISSING or ERROR and the error carries one of
+    `FAILED_ERROR_MARKERS`."""
+    if (status.get("jobStatus") or {}).get("state") == "FAILED":
+        return True
+    return is_deployment and status.get("jobManagerDeploymentStatus") in ("MISSING", "ERROR") and \
+        any(marker in error for marker in FAILED_ERROR_MARKERS)
 
 
 def set_condition(conditions: list[dict[str, Any]], ctype: str, value: bool, reason: str, message: str,

@@ -19,21 +19,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import flinkconf, jobsync, observed
-from .snapshots import OP
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
+from .flinkdeployment import cluster, conditions, finalize, observe, recovery, savepoints, upgrade
+from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
+from .flinkdeployment.guard import UnaccountedChildren, refuse_unaccounted_removal
 from .intake import usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
 from .pending import PendingOperations
 from .podtemplate import json_copy
 from .render import parallelism_and_replicas
-from .spec import (FlinkDeploymentSpec, SpecError, deserialize_reconciled, parse_deployment_spec,
-                   serialize_reconciled, spec_json)
-from .status import (error_json, error_message, lifecycle_state)
+from .snapshots import OP
+from .spec import (
+    FlinkDeploymentSpec,
+    SpecError,
+    deserialize_reconciled,
+    parse_deployment_spec,
+    serialize_reconciled,
+    spec_json,
+)
+from .status import error_json, error_message, lifecycle_state
 from .validation import validate_deployment
-from .flinkdeployment import cluster, conditions, finalize, observe, recovery, savepoints, upgrade
-from .flinkdeployment.guard import UnaccountedChildren, refuse_unaccounted_removal
-from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
+
 
 def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) -> ObservationPlan:
     """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""

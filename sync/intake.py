@@ -109,22 +109,27 @@ def _check_types(data: dict[str, Any], fields: dict[str, Any], where: str) -> No
             _check_types(value, expected, f"{where}.{key}")
 
 
+RECORD_KEYS = ("cluster", "next", "pending", "submission")
+
+
+def _usable_condition(condition: Any) -> bool:
+    # set_condition matches and sorts conditions by their type: one without a string type cannot be kept.
+    return isinstance(condition, dict) and isinstance(condition.get("type"), str)
+
+
 def _rebuild(status: dict[str, Any], internal: dict[str, Any]) -> dict[str, Any] | None:
     """A copy with empty records and null objects removed and unusable conditions dropped, or None when none of
     that applies (the steady case)."""
-    empty_records = [key for key in ("cluster", "next", "pending", "submission")
-                     if key in internal and not internal[key]]
-    conditions = status.get("conditions")
-    # set_condition matches and sorts conditions by their type: one without a string type cannot be kept.
-    bad_conditions = conditions is not None and not all(isinstance(c, dict) and isinstance(c.get("type"), str)
-                                                        for c in conditions)
+    empty_records = [key for key in RECORD_KEYS if key in internal and not internal[key]]
+    conditions = status.get("conditions") or []
+    bad_conditions = not all(_usable_condition(c) for c in conditions)
     if not empty_records and not bad_conditions and not _has_null_object(status, STATUS_FIELDS):
         return None
     rebuilt = _without_null_objects(status, STATUS_FIELDS)
     if empty_records:
         rebuilt["flinkSync"] = {k: v for k, v in internal.items() if k not in empty_records}
     if bad_conditions:
-        rebuilt["conditions"] = [c for c in conditions if isinstance(c, dict) and isinstance(c.get("type"), str)]
+        rebuilt["conditions"] = [c for c in conditions if _usable_condition(c)]
     return rebuilt
 
 

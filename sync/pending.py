@@ -14,8 +14,8 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from . import snapshots
-from .model import Action, Event, FlinkObservation
 from .ids import derive_id
+from .model import Action, Event, FlinkObservation
 from .snapshots import _duration_ms, _opt
 from .spec import deserialize_reconciled
 from .status import TERMINAL_JOB_STATES, error_json

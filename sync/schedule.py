@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from croniter import CroniterError, croniter
@@ -121,7 +121,7 @@ def _translate(raw: str) -> str:
 
 
 def _next_fire_ms(expression: str, after_ms: int) -> int | None:
-    start = datetime.fromtimestamp(after_ms / 1000, tz=timezone.utc)
+    start = datetime.fromtimestamp(after_ms / 1000, tz=UTC)
     try:
         fire = croniter(expression, start, second_at_beginning=True, max_years_between_matches=50).get_next(datetime)
     except (CroniterError, ValueError):  # e.g. a year field that has passed: never fires again

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from . import flinkconf, versions
 from .durations import DurationError, parse_duration
 from .quantity import QuantityError, parse_k8s_quantity, parse_memory
-from .schedule import ScheduleError, parse_schedule
 from .render import ingress_url, is_ha_enabled
+from .schedule import ScheduleError, parse_schedule
 from .spec import FlinkDeploymentSpec, FlinkSessionJobSpec, JobManagerSpec, JobSpec, TaskManagerSpec
 
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z\d]{0,43}[a-z\d])?$")

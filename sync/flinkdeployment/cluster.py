@@ -3,13 +3,12 @@ JobManager Deployment carries (`flink-sync.io/cluster-record`) so that a lost st
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import kubelimits
 from ..intake import StatusUnusable
 from ..render import ClusterPlan, render_cluster
-
 from ..spec import FlinkDeploymentSpec, SpecError, parse_deployment_spec, spec_json
 
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 
 
 def iso(now_ms: int) -> str:
-    return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: str | None, generation: int,

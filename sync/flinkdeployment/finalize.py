@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import flinkconf
+from .. import flinkconf, snapshots
 from ..model import Action, SyncResult
 from ..snapshots import OP
 from ..status import TERMINAL_JOB_STATES, error_json, error_message
-
-from .. import snapshots
 from . import observe, upgrade
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from ..status import TERMINAL_JOB_STATES, error_json
 from .cluster import cluster_record
 
 if TYPE_CHECKING:
-    from ..spec import FlinkDeploymentSpec
     from ..deployment import _Sync as DeploymentSync
+    from ..spec import FlinkDeploymentSpec
 
 
 def jm_missing(s: DeploymentSync, previous: str | None) -> None:

@@ -3,7 +3,6 @@ operations themselves are in sync/pending.py (shared with FlinkSessionJobs)."""
 from __future__ import annotations
 
 import copy
-
 from typing import TYPE_CHECKING
 
 from ..ids import derive_id

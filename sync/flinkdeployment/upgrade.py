@@ -4,10 +4,9 @@ Every step that depends on a value runs on a sync whose incoming status already 
 from __future__ import annotations
 
 import copy
-
 from typing import TYPE_CHECKING, Any
 
-from .. import flinkconf, records
+from .. import flinkconf, records, snapshots
 from ..diff import DiffType
 from ..ids import derive_id
 from ..model import Action
@@ -16,8 +15,6 @@ from ..snapshots import OP
 from ..spec import spec_json
 from ..status import TERMINAL_JOB_STATES
 from .cluster import cluster_record, observed_record
-
-from .. import snapshots
 
 if TYPE_CHECKING:
     from ..deployment import _Sync as DeploymentSync

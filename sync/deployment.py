@@ -373,6 +373,6 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:
     """Canary resources only prove the operator answers (Apache skips validation and deploys nothing)."""
     meta = parent.get("metadata") or {}
-    status = {"lifecycleState": "DELETED" if finalizing else "CREATED", "observedGeneration": int(meta.get("generation") or 1),
+    status: dict[str, Any] = {"lifecycleState": "DELETED" if finalizing else "CREATED", "observedGeneration": int(meta.get("generation") or 1),
               "jobManagerDeploymentStatus": "MISSING", "reconciliationStatus": {}}
     return SyncResult(status=status, children=[], finalized=True if finalizing else None, resync_after_seconds=None)

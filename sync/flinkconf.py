@@ -150,8 +150,8 @@ def render_config_yaml(config: Mapping[str, str]) -> str:
     keys = sorted(config)
     clash = any(other.startswith(key + ".") for key in keys for other in keys if other != key)
     if clash:
-        return yaml.safe_dump({key: _yaml_value(key, config[key]) for key in keys}, sort_keys=True,
-                              default_flow_style=False, width=1_000_000)
+        return str(yaml.safe_dump({key: _yaml_value(key, config[key]) for key in keys}, sort_keys=True,
+                                  default_flow_style=False, width=1_000_000))
     nested: dict[str, Any] = {}
     for key in keys:
         node = nested
@@ -159,7 +159,7 @@ def render_config_yaml(config: Mapping[str, str]) -> str:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = _yaml_value(key, config[key])
-    return yaml.safe_dump(nested, sort_keys=True, default_flow_style=False, width=1_000_000)
+    return str(yaml.safe_dump(nested, sort_keys=True, default_flow_style=False, width=1_000_000))
 
 
 def _yaml_value(key: str, value: str) -> Any:

@@ -15,7 +15,7 @@ def by_kind(children: dict[str, Any] | None, kind: str) -> dict[str, dict[str, A
 
 def all_objects(children: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, name, object) of every observed object; entries that are not objects are passed over."""
-    found = []
+    found: list[tuple[str, str, dict[str, Any]]] = []
     for group_key, objects in (children or {}).items():
         if not isinstance(objects, dict):
             continue
@@ -23,8 +23,10 @@ def all_objects(children: dict[str, Any] | None) -> list[tuple[str, str, dict[st
         for key, obj in objects.items():
             if not isinstance(obj, dict):
                 continue
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-            name = meta.get("name") if isinstance(meta.get("name"), str) else str(key).rsplit("/", 1)[-1]
+            meta = obj.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if not isinstance(name, str):
+                name = str(key).rsplit("/", 1)[-1]
             found.append((kind, name, obj))
     return found
 

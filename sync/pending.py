@@ -203,13 +203,16 @@ class PendingOperations(ABC):
 
     # --- shared by both kinds -----------------------------------------------------------------------------
     def _recon(self) -> dict[str, Any]:
-        return self.status.setdefault("reconciliationStatus", {})
+        recon: dict[str, Any] = self.status.setdefault("reconciliationStatus", {})
+        return recon
 
     def _job_status(self) -> dict[str, Any]:
-        return self.status.setdefault("jobStatus", {})
+        job_status: dict[str, Any] = self.status.setdefault("jobStatus", {})
+        return job_status
 
     def _savepoint_info(self) -> dict[str, Any]:
-        return self._job_status().setdefault("savepointInfo", {})
+        info: dict[str, Any] = self._job_status().setdefault("savepointInfo", {})
+        return info
 
     def _mark_stable(self) -> None:
         recon = self._recon()
@@ -234,7 +237,7 @@ class PendingOperations(ABC):
 
     # --- what differs by kind -----------------------------------------------------------------------------
     @abstractmethod
-    def _event(self, reason: str, message: str, kind: str = "Normal", component: str | None = None) -> None:
+    def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "") -> None:
         """An Event on the resource, with the kind's default component."""
 
     @abstractmethod

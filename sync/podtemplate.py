@@ -38,7 +38,7 @@ def merge(base: Any, override: Any, by_name: bool = False) -> Any:
     if isinstance(base, list) and isinstance(override, list):
         if by_name and _all_named(base) and _all_named(override):
             return _merge_by_name(base, override, by_name)
-        merged_list = [merge(b, o, by_name) for b, o in zip(base, override)]
+        merged_list = [merge(b, o, by_name) for b, o in zip(base, override, strict=False)]  # the longer one's tail is added below
         merged_list.extend(json_copy(base[len(override):]))
         merged_list.extend(json_copy(override[len(base):]))
         return merged_list
@@ -49,7 +49,7 @@ def _all_named(items: list[Any]) -> bool:
     return all(isinstance(item, dict) and "name" in item for item in items)
 
 
-def _merge_by_name(base: list[dict], override: list[dict], by_name: bool) -> list[dict]:
+def _merge_by_name(base: list[dict[str, Any]], override: list[dict[str, Any]], by_name: bool) -> list[dict[str, Any]]:
     overrides = {item["name"]: item for item in override}
     merged = [merge(item, overrides[item["name"]], by_name) if item["name"] in overrides else json_copy(item)
               for item in base]
@@ -58,16 +58,18 @@ def _merge_by_name(base: list[dict], override: list[dict], by_name: bool) -> lis
     return merged
 
 
-def component_template(base: dict | None, component: dict | None, by_name: bool) -> dict:
+def component_template(base: dict[str, Any] | None, component: dict[str, Any] | None,
+                       by_name: bool) -> dict[str, Any]:
     """The merged template of one component (JM or TM); `{}` when neither is given."""
-    return merge(base or {}, component, by_name) if component else json_copy(base or {})
+    merged: dict[str, Any] = merge(base or {}, component, by_name) if component else json_copy(base or {})
+    return merged
 
 
-def upsert_by_name(items: list[dict] | None, new: dict) -> list[dict]:
+def upsert_by_name(items: list[dict[str, Any]] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
     """Replace the element with the same `name` (at the first one's place, dropping repeats), else append
     (used for the operator's own env/ports/volumes)."""
     name = new.get("name")
-    result: list[dict] = []
+    result: list[dict[str, Any]] = []
     placed = False
     for item in items or ():
         if item.get("name") != name:

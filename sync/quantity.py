@@ -92,7 +92,7 @@ def parse_memory(text: str | int | float) -> int:
 
 def parse_flink_memory_unit_known(text: str) -> bool:
     match = _FLINK_MEMORY.match(text)
-    return bool(match) and match.group(2).lower() in _FLINK_UNITS
+    return match is not None and match.group(2).lower() in _FLINK_UNITS
 
 
 def flink_memory_text(num_bytes: int) -> str:

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,9 +55,9 @@ def labels_component(name: str, component: str) -> dict[str, str]:
     return {**labels_common(name), "component": component}
 
 
-def is_ha_enabled(config: dict[str, str]) -> bool:
+def is_ha_enabled(config: Mapping[str, str]) -> bool:
     mode = flinkconf.get_first(config, "high-availability.type", "high-availability")
-    return bool(mode) and mode.strip().upper() != "NONE"
+    return mode is not None and bool(mode) and mode.strip().upper() != "NONE"
 
 
 def is_kubernetes_ha(config: dict[str, str]) -> bool:
@@ -103,7 +104,7 @@ class ComponentResources:
     extra_limits: dict[str, str] = field(default_factory=dict)
 
 
-def _resources_block(component: JobManagerSpec | TaskManagerSpec | None) -> tuple[dict, dict]:
+def _resources_block(component: JobManagerSpec | TaskManagerSpec | None) -> tuple[dict[str, Any], dict[str, Any]]:
     resources = (component.resources if component else None) or {}
     return dict(resources.get("requests") or {}), dict(resources.get("limits") or {})
 
@@ -121,7 +122,7 @@ def component_resources(component: JobManagerSpec | TaskManagerSpec | None, conf
     return res
 
 
-def _from_kubernetes_resources(requests: dict, limits: dict, default_cpu: float) -> ComponentResources:
+def _from_kubernetes_resources(requests: dict[str, Any], limits: dict[str, Any], default_cpu: float) -> ComponentResources:
     """`resources`: the request (else the limit) is the amount; limit / request is the limit factor."""
     cpu_text = requests.get("cpu", limits.get("cpu"))
     memory_text = requests.get("memory", limits.get("memory"))
@@ -131,19 +132,19 @@ def _from_kubernetes_resources(requests: dict, limits: dict, default_cpu: float)
                               _other_quantities(requests), _other_quantities(limits))
 
 
-def _cpu_limit_factor(requests: dict, limits: dict) -> float:
+def _cpu_limit_factor(requests: dict[str, Any], limits: dict[str, Any]) -> float:
     if "cpu" in requests and "cpu" in limits and float(_cpu_value(requests["cpu"])) > 0:
         return float(_cpu_value(limits["cpu"])) / float(_cpu_value(requests["cpu"]))
     return 1.0
 
 
-def _memory_limit_factor(requests: dict, limits: dict) -> float:
+def _memory_limit_factor(requests: dict[str, Any], limits: dict[str, Any]) -> float:
     if "memory" in requests and "memory" in limits:
         return parse_memory(limits["memory"]) / parse_memory(requests["memory"])
     return 1.0
 
 
-def _other_quantities(amounts: dict) -> dict[str, str]:
+def _other_quantities(amounts: dict[str, Any]) -> dict[str, str]:
     """The entries besides cpu and memory (GPUs, ephemeral storage...), passed through canonicalised."""
     return {k: canonical_quantity(v) for k, v in amounts.items() if k not in ("cpu", "memory")}
 

@@ -36,7 +36,7 @@ def lifecycle_state(status: dict[str, Any], is_deployment: bool = True) -> str:
     """Derive `lifecycleState` by the Apache rule order."""
     current = status.get("lifecycleState")
     if current in ("DELETING", "DELETED"):
-        return current
+        return str(current)
     reconciliation = status.get("reconciliationStatus") or {}
     last_reconciled = reconciliation.get("lastReconciledSpec")
     error = status.get("error") or ""
@@ -44,7 +44,7 @@ def lifecycle_state(status: dict[str, Any], is_deployment: bool = True) -> str:
         return "FAILED" if error else "CREATED"
     state = reconciliation.get("state")
     if state in ("UPGRADING", "ROLLING_BACK"):
-        return state
+        return str(state)
     if _reconciled_suspended(last_reconciled):
         return "SUSPENDED"
     if _failed(status, error, is_deployment):

@@ -200,7 +200,8 @@ def _container_fields(where: str, container: dict[str, Any]) -> Iterable[str | N
 
 
 def _container_resources(where: str, container: dict[str, Any]) -> Iterable[str | None]:
-    resources = container.get("resources") if isinstance(container.get("resources"), dict) else {}
+    found = container.get("resources")
+    resources: dict[str, Any] = found if isinstance(found, dict) else {}
     for section in ("requests", "limits"):
         if resources.get(section) is not None and not isinstance(resources[section], dict):
             yield f"{where}.resources.{section}: must be an object"

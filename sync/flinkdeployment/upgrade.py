@@ -112,7 +112,7 @@ def upgrade(s: DeploymentSync, diff: DiffType) -> None:
     is_app = s.desired.job is not None
     recon_job = (s.reconciled or {}).get("job") or {}
     current = recon_job.get("state", "running") if is_app else ("running" if s.cluster else "suspended")
-    wanted = s.desired.job.state if is_app else "running"
+    wanted = s.desired.job.state if s.desired.job is not None else "running"
     if s.cluster and current == "running":
         suspend(s, diff)
         return

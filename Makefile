@@ -7,12 +7,12 @@ BIND ?= 127.0.0.1:8080
 # Flink jars are large (about 230 MB and 330 MB): cache them outside the clone.
 export FLINK_SYNC_CACHE ?= $(HOME)/.cache/flink-sync
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,lint]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,6 +26,12 @@ test: setup
 	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
 	$(PY) -m pytest -q
+
+# ruff (rule set in pyproject.toml), mypy (strict on sync/), and the core's import contract.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy sync hooks
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_import_contract.py tests/test_records.py
 
 # Unit and service tests only (no real Flink).
 test-fast: setup

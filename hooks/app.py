@@ -30,7 +30,7 @@ from sync import sessionjob
 from sync.deployment import plan_observation, sync_deployment
 from sync.model import CoreSettings, SyncResult
 from sync.observed import by_kind
-from sync.intake import MAX_OBJECT_DEPTH, StatusUnusable, too_deep
+from sync.intake import StatusUnusable
 from sync.status import error_json
 
 from . import flink_io, plugins
@@ -64,7 +64,7 @@ def _dumps(payload: Any) -> bytes | str:
         try:
             return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         except (TypeError, orjson.JSONEncodeError):
-            pass
+            pass  # orjson stops at 255 levels; json goes on until the interpreter's recursion limit
     return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
 
@@ -194,6 +194,9 @@ def _unusable_status(what: str) -> Iterator[None]:
         yield
     except StatusUnusable as exc:
         raise BadRequest(422, str(exc)) from None
+    except RecursionError:
+        # orjson parses at most 1,024 levels; a status nested almost that deep cannot be copied or compared.
+        raise BadRequest(422, "status: nested too deeply to continue from") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequest(422, f"{what} ({type(exc).__name__}: {exc})") from None
 
@@ -216,18 +219,6 @@ def _read_body(limit: int) -> bytes:
     if size > limit:
         raise BadRequest(413, f"request body over {limit} bytes")
     return b"".join(chunks)
-
-
-def _check_depth(body: dict[str, Any]) -> None:
-    """Refuse JSON nested deeper than any Kubernetes object before anything recursive reads it. The parent's
-    spec is left to the core: the CRD lets flinkConfiguration values nest, so its depth is a validation
-    error in status (naming the field), not a refused request."""
-    parent = body.get("parent")
-    spec = parent.get("spec") if isinstance(parent, dict) else None
-    if isinstance(spec, (dict, list)):
-        body = {**body, "parent": {k: v for k, v in parent.items() if k != "spec"}}
-    if too_deep(body, MAX_OBJECT_DEPTH):
-        raise BadRequest(400, f"body: nested deeper than {MAX_OBJECT_DEPTH} levels")
 
 
 def _quiet(parent: dict[str, Any], result: SyncResult) -> bool:
@@ -280,7 +271,6 @@ def create_app(settings: Settings | None = None,
             raise BadRequest(400, f"body is not JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest(400, "body must be a JSON object")
-        _check_depth(body)
         try:
             parsed = model.model_validate(body)
         except ValidationError as exc:
@@ -294,7 +284,11 @@ def create_app(settings: Settings | None = None,
 
     def respond(hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
                 parent: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Response:
-        body = _dumps(payload)
+        try:
+            body = _dumps(payload)
+        except RecursionError:  # a status echoed back nested too deeply to encode: never a 200 without children
+            status, outcome = 422, "bad_request"
+            body = json.dumps({"error": "status: nested too deeply to continue from; nothing applied"})
         if status == 200 and len(body) > settings.max_response_bytes:
             status, outcome = 500, "response_too_large"
             body = json.dumps({"error": f"response over {settings.max_response_bytes} bytes; nothing applied"})

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .intake import deepest_path
+from .intake import too_deep as nests_too_deep
 
 API_VERSION = "flink.apache.org/v1beta1"
 #: The Apache CRD's Java types: `int` fields hold a 32-bit integer, `Long` fields a 64-bit one. A value past
@@ -120,7 +121,7 @@ def _parse(model: type[_Spec], raw: Any) -> _Spec:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be an object")
-    too_deep = deepest_path(raw, SPEC_MAX_DEPTH, "spec")
+    too_deep = deepest_path(raw, SPEC_MAX_DEPTH, "spec") if nests_too_deep(raw, SPEC_MAX_DEPTH) else None
     if too_deep:
         field = ".".join(too_deep.split("[", 1)[0].split(".")[:3])  # the field, not the whole way down
         raise SpecError(field, f"nested deeper than {SPEC_MAX_DEPTH} levels")

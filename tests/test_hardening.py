@@ -300,7 +300,7 @@ def test_a_session_jobs_garbled_related_deployment_is_a_400(client):
 @pytest.mark.parametrize("body", [
     b'{"parent":' + b"[" * 1200 + b"]" * 1200 + b"}",
     b'{"parent": {"kind": "FlinkDeployment", "metadata": {"name": "x"}}, "children": {"a": {"b": '
-    + b'{"x":' * 300 + b"1" + b"}" * 300 + b"}}}",
+    + b'{"x":' * 1100 + b"1" + b"}" * 1100 + b"}}}",
     b'{"parent": {"kind": "FlinkDeployment", "metadata": {"name": "x"}, "spec": {"job": {"parallelism": NaN}}}}',
 ])
 def test_deep_or_non_json_bodies_are_a_400(client, body):

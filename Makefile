@@ -25,11 +25,11 @@ test: setup
 	scripts/ensure-java.sh
 	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not sandbox"
 
 # Unit and service tests only (no real Flink).
 test-fast: setup
-	$(PY) -m pytest -q -m "not flink"
+	$(PY) -m pytest -q -m "not flink and not sandbox"
 
 bench: setup
 	$(PY) -m bench

@@ -32,6 +32,7 @@ STATE = Path(os.environ.get("SANDBOX_DIR", ROOT / ".sandbox"))
 CACHE = Path(os.environ.get("FLINK_SYNC_CACHE", Path.home() / ".cache" / "flink-sync")).expanduser()
 K8S_BIN = CACHE / "k8s-1.20.2" / "bin"
 LOCALHOST = "127.0.0.1"
+EXAMPLE_JAR = Path(os.environ.get("SANDBOX_EXAMPLE_JAR", "/opt/flink/usrlib/flink-sync-sandbox-counter.jar"))
 # 1.20 has no policy/v1 PodDisruptionBudget and no autoscaling/v2 HPA; the hook server runs as a local process,
 # not as the Deployment (whose image the sandbox node cannot run), so its Deployment and Service are left out.
 SKIPPED_KINDS = {("policy/v1", "PodDisruptionBudget"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
@@ -121,7 +122,23 @@ class Up:
         subprocess.run([str(ROOT / "scripts/ensure-kubectl.sh")], check=True, timeout=600)
         subprocess.run([sys.executable, str(ROOT / "scripts/fetch_flink.py"), *self.flink_versions], check=True,
                        timeout=1800, stdout=subprocess.DEVNULL)
+        self.example_jar()
         say(f"prerequisites ready ({time.monotonic() - t:.0f}s)")
+
+    def example_jar(self) -> None:
+        """The example job of examples/sandbox.yaml (tests/flinkbed/job/CounterJob.java, compiled against Flink
+        1.20 with the JDK that scripts/ensure-java.sh installs) at EXAMPLE_JAR: a Flink container of the sandbox
+        node sees the host's file system, so `local:///opt/flink/usrlib/...` names that file."""
+        sys.path.insert(0, str(ROOT))
+        from tests.flinkbed.dist import flink_dist
+        from tests.flinkbed.job import build_counter_jar
+        jar = build_counter_jar(flink_dist("1.20"))
+        try:
+            EXAMPLE_JAR.parent.mkdir(parents=True, exist_ok=True)
+            if not EXAMPLE_JAR.exists() or EXAMPLE_JAR.read_bytes() != jar.read_bytes():
+                shutil.copyfile(jar, EXAMPLE_JAR)
+        except OSError as e:
+            say(f"note: could not place the example jar at {EXAMPLE_JAR} ({e}); examples/sandbox.yaml needs it")
 
     def pki(self) -> dict[str, str]:
         pki = self.state / "pki"

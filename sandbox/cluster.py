@@ -202,7 +202,7 @@ class Up:
         self.spawn("kube-controller-manager", [
             str(K8S_BIN / "kube-controller-manager"), "--kubeconfig", str(pki / "controller-manager.kubeconfig"),
             "--bind-address", LOCALHOST, "--secure-port", "0", "--port", "0", "--leader-elect=false",
-            "--controllers", "deployment,replicaset,garbagecollector,serviceaccount,serviceaccount-token,namespace,endpoint",
+            "--controllers", "deployment,replicaset,garbagecollector,serviceaccount,serviceaccount-token,namespace",
             "--service-account-private-key-file", str(pki / "sa.key"), "--use-service-account-credentials=false",
             "--concurrent-deployment-syncs", "5", "--concurrent-gc-syncs", "5"])
 

@@ -13,7 +13,8 @@ import pytest
 import requests
 import yaml
 
-from tests.flinkbed import COUNTER_JOB_CLASS, counter_args
+from tests.flinkbed import COUNTER_JOB_CLASS, counter_args, read_counter
+from tests.flinkbed.rest import FlinkRest, same_path
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
 
@@ -124,16 +125,39 @@ def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
 
 
 def test_savepoint_upgrade_via_patch(sandbox: Sandbox) -> None:
+    """`kubectl patch` the parallelism: stop with a savepoint, restore from it, the keyed state continues."""
+    rest = FlinkRest(f"{sandbox.proxy}/default/{NAME}-rest")
     before = status(sandbox)
     old_job = before["jobStatus"]["jobId"]
+    counter_before = read_counter(rest, old_job, min_last_value=10)
     sandbox.kubectl("patch", "flinkdeployment", NAME, "--type", "merge", "-p",
                     json.dumps({"spec": {"job": {"parallelism": 2}}}))
     sandbox.until("upgrade finished", lambda: ready(sandbox) and status(sandbox)["jobStatus"].get("jobId") != old_job
                   and status(sandbox).get("observedGeneration") == sandbox.get("flinkdeployment", NAME)["metadata"]["generation"],
                   timeout=300, interval=2)
     st = status(sandbox)
-    assert (st.get("jobStatus") or {}).get("upgradeSavepointPath") or (st.get("jobStatus") or {}).get(
-        "savepointInfo", {}).get("lastSavepoint"), st
+    new_job = st["jobStatus"]["jobId"]
+    path = st["jobStatus"]["upgradeSavepointPath"]
+    assert same_path(rest.restored_from(new_job), path)
+    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1)
+    assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
+
+
+def test_suspend_and_resume(sandbox: Sandbox) -> None:
+    """Suspend (savepoint, the cluster's pods go away), then resume from that savepoint."""
+    old_job = status(sandbox)["jobStatus"]["jobId"]
+    sandbox.kubectl("patch", "flinkdeployment", NAME, "--type", "merge", "-p",
+                    json.dumps({"spec": {"job": {"state": "suspended"}}}))
+    sandbox.until("SUSPENDED", lambda: status(sandbox).get("lifecycleState") == "SUSPENDED", timeout=180, interval=2)
+    sandbox.until("pods gone", lambda: not json.loads(
+        sandbox.kubectl("get", "pods", "-l", f"app={NAME}", "-o", "json"))["items"], timeout=120, interval=2)
+    path = status(sandbox)["jobStatus"]["upgradeSavepointPath"]
+    sandbox.kubectl("patch", "flinkdeployment", NAME, "--type", "merge", "-p",
+                    json.dumps({"spec": {"job": {"state": "running"}}}))
+    sandbox.until("resumed", lambda: ready(sandbox) and status(sandbox)["jobStatus"]["jobId"] != old_job,
+                  timeout=300, interval=2)
+    rest = FlinkRest(f"{sandbox.proxy}/default/{NAME}-rest")
+    assert same_path(rest.restored_from(status(sandbox)["jobStatus"]["jobId"]), path)
 
 
 def test_delete_releases_finalizer_and_gc_removes_children(sandbox: Sandbox) -> None:

@@ -105,6 +105,18 @@ def test_quick_start_reaches_ready(sandbox: Sandbox, jar: Path, tmp_path_factory
     assert f"default/{NAME}-rest:8081 127.0.0.1:" in services
 
 
+def test_events_posted_with_the_hooks_service_account(sandbox: Sandbox) -> None:
+    """The hook server posts Events with its own ServiceAccount token under manifests/' RBAC (not admin)."""
+    def hook_events() -> list[dict[str, Any]]:
+        items = json.loads(sandbox.kubectl("get", "events", "--field-selector",
+                                           f"involvedObject.kind=FlinkDeployment,involvedObject.name={NAME}",
+                                           "-o", "json"))["items"]
+        return [e for e in items if (e.get("source") or {}).get("component") != "metacontroller-standin"]
+    assert sandbox.until("events from the hooks", hook_events, timeout=60)
+    hooks_log = (Path(sandbox.state) / "logs" / "hooks.log").read_text(errors="replace")
+    assert "Forbidden" not in hooks_log and "403" not in hooks_log.replace("2403", ""), "an RBAC gap"
+
+
 def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
     """Over 60 s of a STABLE deployment: no write to the parent (status included) nor to its children."""
     assert ready(sandbox)

@@ -154,8 +154,11 @@ class Up:
         return tokens
 
     def kubeconfig(self, path: Path, server: str, token: str, user: str, namespace: str = "default") -> None:
+        """A kubeconfig with a bearer token; the API server's self-signed certificate (it generates it in its
+        --cert-dir, the file holds the serving certificate and its own CA) is the certificate authority."""
+        ca = self.state / "pki" / "apiserver" / "apiserver.crt"
         cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "sandbox",
-               "clusters": [{"name": "sandbox", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+               "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(ca)}}],
                "users": [{"name": user, "user": {"token": token}}],
                "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": user, "namespace": namespace}}]}
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -194,6 +197,8 @@ class Up:
             "--service-cluster-ip-range", "10.0.0.0/24", "--allow-privileged=true",
             "--enable-admission-plugins", "NamespaceLifecycle,ServiceAccount,DefaultStorageClass,ResourceQuota",
             "--profiling=false"])
+        self.wait("kube-apiserver certificate", lambda: (pki / "apiserver" / "apiserver.crt").exists(), 60, apiserver)
+        time.sleep(0.2)  # the key and certificate files are written one after the other
         self.kubeconfig(self.state / "kubeconfig", server, tokens["admin"], "admin")
         self.kubeconfig(pki / "controller-manager.kubeconfig", server, tokens["controller-manager"], "kcm")
         kube = Kube.from_kubeconfig(self.state / "kubeconfig")

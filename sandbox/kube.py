@@ -73,7 +73,8 @@ class Kube:
         ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
-        return cls(cluster["server"], user["token"], timeout=timeout)
+        ca = cluster.get("certificate-authority")
+        return cls(cluster["server"], user["token"], timeout=timeout, ca_file=ca)
 
     # ------------------------------------------------------------------ raw
     def request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,

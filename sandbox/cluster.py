@@ -82,6 +82,51 @@ def kubectl_path() -> str:
     return found
 
 
+def start_process(state: Path, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start one sandbox process in its own session, log to logs/NAME.log, record `name pid start-time`."""
+    log = (state / "logs" / f"{name}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                            env={**os.environ, **env}, start_new_session=True)
+    log.close()
+    st = proc_start_time(proc.pid) or "0"
+    with (state / "pids").open("a") as f:
+        f.write(f"{name} {proc.pid} {st}\n")
+    return proc
+
+
+def stop_pid(pid: int, start: str, grace_s: float, kill: bool = False) -> None:
+    if not alive(pid, start):
+        return
+    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and alive(pid, start):
+        time.sleep(0.1)
+    if alive(pid, start):
+        os.kill(pid, signal.SIGKILL)
+
+
+def restart(name: str, kill: bool = False, down_s: float = 0.0, state: Path = STATE) -> int:
+    """Stop one sandbox process (SIGTERM, or SIGKILL with kill=True) by its recorded PID and start it again with
+    the same command line (for fault tests: the API server, the Metacontroller stand-in, the hook server...)."""
+    specs = json.loads((state / "procs.json").read_text())
+    if name not in specs:
+        raise SystemExit(f"no sandbox process {name!r} (known: {', '.join(specs)})")
+    lines = (state / "pids").read_text().splitlines()
+    keep = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == name:
+            stop_pid(int(parts[1]), parts[2], 25 if name == "node-agent" else 10, kill)
+        else:
+            keep.append(line)
+    (state / "pids").write_text("".join(f"{line}\n" for line in keep))
+    time.sleep(down_s)
+    spec = specs[name]
+    proc = start_process(state, name, spec["argv"], spec["env"], Path(spec["cwd"]))
+    say(f"restarted {name}: pid {proc.pid}")
+    return 0
+
+
 class Up:
     def __init__(self, state: Path = STATE, flink_versions: tuple[str, ...] = ("--all",)):
         self.state = state
@@ -91,13 +136,11 @@ class Up:
 
     # ------------------------------------------------------------------ processes
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-        log.close()
-        st = proc_start_time(proc.pid) or "0"
-        with (self.state / "pids").open("a") as f:
-            f.write(f"{name} {proc.pid} {st}\n")
+        proc = start_process(self.state, name, argv, env or {}, cwd)
+        specs_file = self.state / "procs.json"
+        specs = json.loads(specs_file.read_text()) if specs_file.exists() else {}
+        specs[name] = {"argv": argv, "env": env or {}, "cwd": str(cwd)}
+        specs_file.write_text(json.dumps(specs, indent=1))
         self.started.append((name, proc.pid))
         return proc
 
@@ -171,7 +214,8 @@ class Up:
         self.logs.mkdir(exist_ok=True)
         (self.state / "pids").write_text("")
         tokens = self.pki()
-        ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(), "hooks": free_port()}
+        ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(), "hooks": free_port(),
+                 "jars": free_port()}
         (self.state / "ports.json").write_text(json.dumps(ports, indent=1))
         pki = self.state / "pki"
 
@@ -225,11 +269,20 @@ class Up:
             c["type"] == "Ready" and c["status"] == "True"
             for c in ((kube.get(node_res, None, "sandbox-node") or {}).get("status") or {}).get("conditions") or []), 60, agent)
 
+        # A static file server for session-job jars: FlinkSessionJob jarURI http://127.0.0.1:<jars>/<file>.jar serves
+        # .sandbox/jars/<file>.jar (the hook server's allowlist names exactly this origin).
+        jars = self.state / "jars"
+        jars.mkdir(exist_ok=True)
+        if EXAMPLE_JAR.exists():
+            shutil.copyfile(EXAMPLE_JAR, jars / EXAMPLE_JAR.name)
+        jar_server = self.spawn("jar-server", [sys.executable, "-m", "http.server", str(ports["jars"]), "--bind", LOCALHOST,
+                                               "--directory", str(jars)])
+        self.wait("jar server", lambda: requests.get(f"http://{LOCALHOST}:{ports['jars']}/", timeout=2).ok, 30, jar_server)
         hooks_env = {"FLINK_SYNC_REST_URL_TEMPLATE": f"http://{LOCALHOST}:{proxy_port}/{{namespace}}/{{name}}-rest",
                      "FLINK_SYNC_EVENTS": "true", "KUBECONFIG": str(self.state / "hooks.kubeconfig"),
                      "FLINK_SYNC_DEFAULTS_FILE": str(ROOT / "manifests/base/defaults.yaml"),
                      "FLINK_SYNC_LOG_LEVEL": os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO"),
-                     "FLINK_SYNC_JAR_URI_ALLOWLIST": "https://,http://127.0.0.1"}
+                     "FLINK_SYNC_JAR_URI_ALLOWLIST": f"https://,http://{LOCALHOST}:{ports['jars']}/"}
         flink_sync = ROOT / ".venv" / "bin" / "flink-sync"
         hooks = self.spawn("hooks", [str(flink_sync), "serve", "--bind", f"{LOCALHOST}:{ports['hooks']}",
                                      "--workers", "2"], env=hooks_env)
@@ -249,7 +302,8 @@ class Up:
             f"# source this file: kubectl then talks to the sandbox\n"
             f"export KUBECONFIG={self.state / 'kubeconfig'}\n"
             f"export PATH={Path(kubectl).parent}:$PATH\n"
-            f"export SANDBOX_REST_PROXY=http://{LOCALHOST}:{proxy_port}\n")
+            f"export SANDBOX_REST_PROXY=http://{LOCALHOST}:{proxy_port}\n"
+            f"export SANDBOX_JAR_SERVER=http://{LOCALHOST}:{ports['jars']}\n")
         self.wait("services table", lambda: (self.state / "services").exists(), 30, agent)
         say(f"ready in {time.monotonic() - t0:.0f}s")
         self.print_usage(ports, proxy_port)
@@ -312,6 +366,7 @@ The sandbox is running (everything on 127.0.0.1):
   kube-apiserver   https://127.0.0.1:{ports['apiserver']}   (etcd :{ports['etcd']})
   hook server      http://127.0.0.1:{ports['hooks']}        (flink-sync serve)
   Flink REST proxy http://127.0.0.1:{proxy_port}/<namespace>/<name>-rest/
+  jar server       http://127.0.0.1:{ports['jars']}/  (serves .sandbox/jars/, allowed as FlinkSessionJob jarURI)
 
 Use it:
   source .sandbox/env
@@ -336,12 +391,7 @@ def down(state: Path = STATE) -> int:
     for name, pid, st in order:
         if not alive(pid, st):
             continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + (25 if name == "node-agent" else 10)
-        while time.monotonic() < deadline and alive(pid, st):
-            time.sleep(0.1)
-        if alive(pid, st):
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(pid, st, 25 if name == "node-agent" else 10)
         stopped += 1
     for name, pid, st in jvms:  # should the node agent have died without stopping them
         if alive(pid, st):
@@ -355,11 +405,16 @@ def down(state: Path = STATE) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sandbox")
-    ap.add_argument("command", choices=("up", "down", "status"))
+    ap.add_argument("command", choices=("up", "down", "status", "restart"))
+    ap.add_argument("name", nargs="?", help="restart: which process (etcd, kube-apiserver, metacontroller, hooks, ...)")
+    ap.add_argument("--kill", action="store_true", help="restart: SIGKILL instead of SIGTERM")
+    ap.add_argument("--down-seconds", type=float, default=0.0, help="restart: how long it stays down")
     ap.add_argument("--flink", action="append", default=None, help="Flink versions to fetch (default: all pinned)")
     args = ap.parse_args(argv)
     if args.command == "down":
         return down()
+    if args.command == "restart":
+        return restart(args.name, args.kill, args.down_seconds)
     if args.command == "status":
         ok = running()
         print("running" if ok else "not running")

@@ -41,6 +41,18 @@ class Sandbox:
         out = self.kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
         return json.loads(out) if out.strip() else None
 
+    def restart(self, name: str, kill: bool = False, down_s: float = 0.0) -> None:
+        """Stop one sandbox process by its PID and start it again (sandbox.cluster.restart)."""
+        args = [sys.executable, "-m", "sandbox", "restart", name, "--down-seconds", str(down_s)] + (["--kill"] if kill else [])
+        subprocess.run(args, cwd=ROOT, env={**os.environ, "SANDBOX_DIR": str(self.state)}, check=True, timeout=120)
+
+    def pid_of(self, name: str) -> int:
+        for line in (self.state / "pids").read_text().splitlines():
+            parts = line.split()
+            if parts and parts[0] == name:
+                return int(parts[1])
+        raise KeyError(name)
+
     @property
     def proxy(self) -> str:
         return f"http://127.0.0.1:{(self.state / 'proxy-port').read_text().strip()}"

@@ -5,6 +5,8 @@ The tests run in order on one FlinkDeployment (cluster starts are the slow part)
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,45 @@ def test_savepoint_upgrade_via_patch(sandbox: Sandbox) -> None:
     assert same_path(rest.restored_from(new_job), path)
     after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1)
     assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
+
+
+def upgrade_through_a_fault(sandbox: Sandbox, change: dict[str, Any], fault: Any) -> None:
+    """Start a savepoint upgrade with `kubectl patch`, inject the fault, then check that the upgrade completes
+    from its savepoint with the keyed state continuing (no savepoint lost)."""
+    rest = FlinkRest(f"{sandbox.proxy}/default/{NAME}-rest")
+    old_job = status(sandbox)["jobStatus"]["jobId"]
+    counter_before = read_counter(rest, old_job, min_last_value=10)
+    sandbox.kubectl("patch", "flinkdeployment", NAME, "--type", "merge", "-p", json.dumps({"spec": change}))
+    sandbox.until("upgrade started", lambda: status(sandbox).get("lifecycleState") in ("UPGRADING", "DEPLOYED")
+                  or status(sandbox)["jobStatus"].get("jobId") != old_job, timeout=60, interval=0.3)
+    fault()
+    sandbox.until("upgrade finished", lambda: ready(sandbox) and status(sandbox)["jobStatus"].get("jobId") != old_job
+                  and status(sandbox).get("observedGeneration") == sandbox.get("flinkdeployment", NAME)["metadata"]["generation"],
+                  timeout=300, interval=2)
+    st = status(sandbox)
+    new_job = st["jobStatus"]["jobId"]
+    assert same_path(rest.restored_from(new_job), st["jobStatus"]["upgradeSavepointPath"])
+    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1)
+    assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
+
+
+def test_metacontroller_standin_killed_mid_upgrade(sandbox: Sandbox) -> None:
+    upgrade_through_a_fault(sandbox, {"job": {"parallelism": 1}},
+                            lambda: sandbox.restart("metacontroller", kill=True, down_s=3))
+
+
+def test_apiserver_restarted_mid_upgrade(sandbox: Sandbox) -> None:
+    upgrade_through_a_fault(sandbox, {"job": {"parallelism": 2}},
+                            lambda: sandbox.restart("kube-apiserver", down_s=3))
+
+
+def test_hook_server_worker_killed_mid_upgrade(sandbox: Sandbox) -> None:
+    def kill_a_worker() -> None:
+        master = sandbox.pid_of("hooks")
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        assert children, "gunicorn has workers"
+        os.kill(int(children[0]), signal.SIGKILL)  # a process the sandbox started (the hook server's worker)
+    upgrade_through_a_fault(sandbox, {"job": {"parallelism": 1}}, kill_a_worker)
 
 
 def test_suspend_and_resume(sandbox: Sandbox) -> None:

@@ -2,12 +2,7 @@
 hook server's jar allowlist by sandbox-up), the hook uploads it to the session cluster and runs it."""
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +20,11 @@ JOB = "session-counter"
 
 
 @pytest.fixture
-def jar_url(tmp_path: Path) -> Iterator[str]:
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "counter.jar").write_bytes(build_counter_jar(flink_dist("1.20")).read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/counter.jar"
-    finally:
-        server.shutdown()
-        server.server_close()
+def jar_url(sandbox: Sandbox) -> str:
+    """The counter jar on the sandbox's jar server (the origin the hook server's allowlist names)."""
+    (sandbox.state / "jars" / "session-counter.jar").write_bytes(build_counter_jar(flink_dist("1.20")).read_bytes())
+    port = json.loads((sandbox.state / "ports.json").read_text())["jars"]
+    return f"http://127.0.0.1:{port}/session-counter.jar"
 
 
 def resources(jar: str) -> str:

@@ -397,9 +397,11 @@ def down(state: Path = STATE) -> int:
         if alive(pid, st):
             os.kill(pid, signal.SIGKILL)
             stopped += 1
-    if state.exists():
+    existed = state.exists()
+    if existed:
         shutil.rmtree(state, ignore_errors=True)
-    say(f"stopped {stopped} process(es); removed {state}" if stopped else f"nothing running; removed {state}")
+    say(f"stopped {stopped} process(es)" + (f"; removed {state}" if existed else "") if stopped or existed
+        else "nothing running")
     return 0
 
 

@@ -138,6 +138,27 @@ def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
     assert after == before, f"writes while STABLE: {before} -> {after}"
 
 
+def local_path(location: str) -> Path:
+    """`file:/x/y` or `file:///x/y` as a local path."""
+    return Path("/" + location.split(":", 1)[1].lstrip("/"))
+
+
+def savepoints(sandbox: Sandbox) -> set[str]:
+    root = Path((Path(sandbox.state) / "flink-state").read_text()) / "savepoints"
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+def test_manual_savepoint_via_nonce(sandbox: Sandbox) -> None:
+    job = status(sandbox)["jobStatus"]["jobId"]
+    sandbox.kubectl("patch", "flinkdeployment", NAME, "--type", "merge", "-p",
+                    json.dumps({"spec": {"job": {"savepointTriggerNonce": 1}}}))
+    sandbox.until("manual savepoint", lambda: ((status(sandbox)["jobStatus"].get("savepointInfo") or {})
+                                               .get("lastSavepoint") or {}).get("triggerNonce") == 1, timeout=120)
+    location = status(sandbox)["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
+    assert local_path(location).is_dir(), f"savepoint {location} exists on disk"
+    assert status(sandbox)["jobStatus"]["jobId"] == job, "a savepoint nonce does not restart the job"
+
+
 def test_savepoint_upgrade_via_patch(sandbox: Sandbox) -> None:
     """`kubectl patch` the parallelism: stop with a savepoint, restore from it, the keyed state continues."""
     rest = FlinkRest(f"{sandbox.proxy}/default/{NAME}-rest")
@@ -196,6 +217,10 @@ def test_hook_server_worker_killed_mid_upgrade(sandbox: Sandbox) -> None:
     upgrade_through_a_fault(sandbox, {"job": {"parallelism": 1}}, kill_a_worker)
 
 
+def test_restart_nonce_upgrades_through_a_savepoint(sandbox: Sandbox) -> None:
+    upgrade_through_a_fault(sandbox, {"restartNonce": 1}, lambda: None)
+
+
 def test_suspend_and_resume(sandbox: Sandbox) -> None:
     """Suspend (savepoint, the cluster's pods go away), then resume from that savepoint."""
     old_job = status(sandbox)["jobStatus"]["jobId"]
@@ -214,8 +239,12 @@ def test_suspend_and_resume(sandbox: Sandbox) -> None:
 
 
 def test_delete_releases_finalizer_and_gc_removes_children(sandbox: Sandbox) -> None:
+    """`kubectl delete` with savepoint-on-deletion: a savepoint is taken, the finalizer released, and the children
+    and pods are removed by the garbage collector."""
+    before = savepoints(sandbox)
     sandbox.kubectl("delete", "flinkdeployment", NAME, "--wait=false")
     sandbox.until("FlinkDeployment gone", lambda: sandbox.get("flinkdeployment", NAME) is None, timeout=180, interval=2)
+    assert savepoints(sandbox) - before, "a savepoint was taken on deletion"
     sandbox.until("children gone (garbage collector)", lambda: not any(
         json.loads(sandbox.kubectl("get", kind, "-l", f"app={NAME}", "-o", "json"))["items"]
         for kind in ("deployment", "replicaset", "service", "configmap")), timeout=120, interval=2)

@@ -24,8 +24,9 @@ small Python controller instead. It reads the CompositeController YAML files (me
 * status (§4.1): hook status + `observedGeneration`, PUT to `/status` only when it differs from the live one;
 * stateless: nothing is stored; a restart reads everything back from the API server.
 
-Not done: Rolling update methods, ETag, 429 Retry-After (treated as any failure), hook auth/TLS options,
-label-selected parents, the events rate limiter.
+A 429 answer requeues the parent after its Retry-After (no backoff, no event).
+
+Not done: Rolling update methods, ETag, hook auth/TLS options, label-selected parents, the events rate limiter.
 """
 from __future__ import annotations
 
@@ -59,6 +60,15 @@ BACKOFF_MAX_S = 1000.0
 
 class HookFailed(Exception):
     pass
+
+
+class RetryAfter(Exception):
+    """The hook answered 429: requeue after Retry-After (whole seconds or an HTTP date; 0 if absent), no backoff and
+    no event (metacontroller.md §2.1)."""
+
+    def __init__(self, delay: float):
+        super().__init__(f"429, retry after {delay}s")
+        self.delay = delay
 
 
 # ---------------------------------------------------------------------------------------------- the queue
@@ -199,6 +209,20 @@ def _duration_s(text: str | None) -> float:
         i += len(unit)
     value = total if total > 0 else 10.0
     return value
+
+
+def _retry_after(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(int(value)))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _hook(spec: dict[str, Any] | None, service_urls: dict[str, str]) -> Hook | None:
@@ -378,6 +402,8 @@ class Runner:
                 self.queue.forget(key)
                 if resync_after and resync_after > 0:
                     self.queue.add_after(key, resync_after)
+            except RetryAfter as e:
+                self.queue.add_after(key, e.delay)
             except Exception as e:
                 delay = self.queue.add_rate_limited(key)
                 log.warning("%s: failed to sync %s (retry in %.2fs): %s", self.cc.name, key, delay, e)
@@ -572,6 +598,8 @@ class Runner:
                                   timeout=hook.timeout_s)
         except requests.RequestException as e:
             raise HookFailed(f"http error: Post {hook.url!r}: {e}") from e
+        if resp.status_code == 429:
+            raise RetryAfter(_retry_after(resp.headers.get("Retry-After")))
         if resp.status_code != 200:
             raise HookFailed(f"unsupported status code: {resp.status_code} body: {resp.text[:500]}")
         try:

@@ -82,3 +82,8 @@ def test_queue_never_hands_out_a_key_twice_at_once() -> None:
     start = time.monotonic()
     assert q.get() == "b" and time.monotonic() - start >= 0.15
     q.shutdown()
+
+
+def test_retry_after_parsing() -> None:
+    from sandbox.metacontroller import _retry_after
+    assert _retry_after("7") == 7 and _retry_after(None) == 0 and _retry_after("junk") == 0

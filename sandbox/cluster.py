@@ -378,15 +378,15 @@ Logs: .sandbox/logs/""", flush=True)
 
 
 def running(state: Path = STATE) -> bool:
-    pids = [p for p in read_pids(state) if p[0] != "jvm"]
+    pids = [p for p in read_pids(state) if p[0] not in ("jvm", "proc")]
     return bool(pids) and all(alive(pid, st) for _, pid, st in pids)
 
 
 def down(state: Path = STATE) -> int:
     entries = read_pids(state)
     # reverse start order: the controllers first, the API server and etcd last; JVMs with the node agent
-    order = [e for e in reversed(entries) if e[0] != "jvm"]
-    jvms = [e for e in entries if e[0] == "jvm"]
+    order = [e for e in reversed(entries) if e[0] not in ("jvm", "proc")]
+    jvms = [e for e in entries if e[0] in ("jvm", "proc")]
     stopped = 0
     for name, pid, st in order:
         if not alive(pid, st):

@@ -7,7 +7,8 @@ pod's main container as local processes on 127.0.0.1:
   pod runner (tests/flinkbed/podrunner.py: the image entrypoint's steps, the rendered config and args, with the
   loopback overrides documented there). ConfigMap volumes under /opt/flink are written into the pod's
   directory; env (values, fieldRef downward API, configMapKeyRef, envFrom) as the kubelet builds it;
-* other images are not run: the pod stays Waiting with reason `ImageNotSupportedBySandbox`;
+* other images: each container's `command` + `args` run as a host process (no image: the container sees the
+  host's file system), env values and fieldRef; an unknown Flink version waits with `ImageNotSupportedBySandbox`;
 * pod status (phase, conditions incl. Ready, podIP 127.0.0.1, containerStatuses with restartCount, state,
   lastState with exit code and reason) is written to `pods/<name>/status` when it changes;
 * containers are restarted per the pod's restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap);
@@ -61,6 +62,107 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+class GenericContainer:
+    """A non-Flink container: its `command` + `args` run as a host process (the container sees the host's file
+    system; there is no image). Env: `value` (with $(VAR) expansion) and downward-API `fieldRef`. Restarted per
+    restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap)."""
+
+    def __init__(self, pod: dict[str, Any], container: dict[str, Any], workdir: Path):
+        self.pod, self.container, self.workdir = pod, container, workdir
+        self.proc: Any = None
+        self.restarts = 0
+        self.started_at: str | None = None
+        self.last_exit: dict[str, Any] | None = None
+        self.next_start = 0.0
+        self.failures = 0
+        self.error: str | None = None
+        self.done = False
+
+    def _env(self) -> dict[str, str]:
+        meta = self.pod["metadata"]
+        fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"], "status.podIP": LOCALHOST,
+                  "status.hostIP": LOCALHOST, "spec.nodeName": NODE_NAME,
+                  "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default")}
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
+        env["HOSTNAME"] = meta["name"]
+        for item in self.container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = _pr.expand_k8s_vars(str(item["value"]), env)
+            elif "fieldRef" in (item.get("valueFrom") or {}):
+                value = fields.get(item["valueFrom"]["fieldRef"].get("fieldPath", ""))
+                if value is not None:
+                    env[item["name"]] = value
+        return env
+
+    def tick(self, policy: str) -> None:
+        import subprocess
+        now = time.time()
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            code = 128 - code if code < 0 else code  # killed by a signal: 128 + signal, like a container runtime
+            self.last_exit = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                              "startedAt": self.started_at, "finishedAt": _now()}
+            self.proc = None
+            self.failures += 1
+            if policy == "Always" or (policy == "OnFailure" and code != 0):
+                self.restarts += 1
+                self.next_start = now + min(10.0 * 2 ** (self.failures - 1), 300.0)
+            else:
+                self.done = True
+        if self.proc is None and not self.done and now >= self.next_start:
+            env = self._env()
+            argv = [_pr.expand_k8s_vars(str(a), env) for a in (self.container.get("command") or []) +
+                    (self.container.get("args") or [])]
+            if not argv:
+                self.error = "no command: the sandbox has no image to take an entrypoint from"
+                self.done = True
+                return
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            out = (self.workdir / f"{self.container['name']}.log").open("ab")
+            try:
+                self.proc = subprocess.Popen(argv, env=env, cwd=self.container.get("workingDir") or str(self.workdir),
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+                self.started_at = _now()
+            except OSError as e:
+                self.error = f"exec failed: {e}"
+                self.last_exit = {"exitCode": 127, "reason": "ContainerCannotRun", "message": str(e)}
+                self.done = policy == "Never"
+                self.failures += 1
+                self.next_start = now + min(10.0 * 2 ** (self.failures - 1), 300.0)
+            finally:
+                out.close()
+
+    def status(self) -> dict[str, Any]:
+        cs: dict[str, Any] = {"name": self.container["name"], "image": self.container.get("image", ""), "imageID": "",
+                              "restartCount": self.restarts, "ready": self.proc is not None,
+                              "started": self.proc is not None}
+        if self.proc is not None:
+            cs["state"] = {"running": {"startedAt": self.started_at}}
+            cs["containerID"] = f"local-process://{self.proc.pid}"
+            if self.last_exit:
+                cs["lastState"] = {"terminated": self.last_exit}
+        elif self.done and self.last_exit:
+            cs["state"] = {"terminated": self.last_exit}
+        elif self.last_exit:
+            cs["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}
+            cs["lastState"] = {"terminated": self.last_exit}
+        else:
+            cs["state"] = {"waiting": {"reason": "CreateContainerError" if self.error else "ContainerCreating",
+                                       **({"message": self.error} if self.error else {})}}
+        return cs
+
+    def stop(self, grace_s: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=grace_s)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
 @dataclass
 class PodState:
     uid: str
@@ -72,6 +174,7 @@ class PodState:
     started: str = field(default_factory=_now)
     conditions_since: dict[str, tuple[str, str]] = field(default_factory=dict)
     last_status: dict[str, Any] | None = None
+    generic: list[GenericContainer] = field(default_factory=list)
 
 
 class NodeAgent:
@@ -162,7 +265,14 @@ class NodeAgent:
         with self.lock:
             gone = [uid for uid in self.pods if uid not in seen]
             for uid in gone:
-                self.pods.pop(uid)
+                for g in self.pods.pop(uid).generic:
+                    g.stop(10.0)
+        for pod in pods:
+            state = self.pods.get(pod["metadata"]["uid"])
+            if state is not None and pod["metadata"].get("deletionTimestamp"):
+                grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 30)
+                for g in state.generic:
+                    g.stop(min(grace, 30.0))
         self._sync_runners()
         for pod in pods:
             uid = pod["metadata"]["uid"]
@@ -201,10 +311,12 @@ class NodeAgent:
                 key = (version, meta["namespace"], spec.get("restartPolicy") or "Always")
             except ValueError as e:
                 unsupported = str(e)
-        else:
-            unsupported = f"image {image!r} is not a flink:X.Y image; the sandbox node runs only Flink images"
-        log.info("admitted %s/%s (%s)", meta["namespace"], meta["name"], key or unsupported)
-        self.pods[meta["uid"]] = PodState(meta["uid"], meta["namespace"], meta["name"], key, pod, unsupported)
+        log.info("admitted %s/%s (%s)", meta["namespace"], meta["name"], key or unsupported or "host processes")
+        state = PodState(meta["uid"], meta["namespace"], meta["name"], key, pod, unsupported)
+        if not m:
+            home = self.state_dir / "node" / "generic" / f"{meta['namespace']}-{meta['name']}"
+            state.generic = [GenericContainer(pod, c, home) for c in containers]
+        self.pods[meta["uid"]] = state
 
     def _runner(self, key: tuple[str, str, str]) -> _pr.PodRunner:
         runner = self.runners.get(key)
@@ -254,7 +366,18 @@ class NodeAgent:
         statuses: list[dict[str, Any]] = []
         phase = "Pending"
         ready = False
-        if state.unsupported:
+        if state.generic:
+            policy = spec.get("restartPolicy") or "Always"
+            for g in state.generic:
+                g.tick(policy)
+            statuses = [g.status() for g in state.generic]
+            ready = all(c["ready"] for c in statuses)
+            if all(g.done for g in state.generic):
+                codes = [(g.last_exit or {}).get("exitCode", 1) for g in state.generic]
+                phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+            elif any(g.proc is not None or g.last_exit for g in state.generic):
+                phase = "Running"
+        elif state.unsupported:
             cs = {"name": main_name, "ready": False, "started": False, "restartCount": 0,
                   "image": next((c.get("image", "") for c in containers if c["name"] == main_name), ""), "imageID": "",
                   "state": {"waiting": {"reason": "ImageNotSupportedBySandbox", "message": state.unsupported}}}
@@ -285,8 +408,8 @@ class NodeAgent:
             else:
                 statuses.append({"name": main_name, "ready": False, "started": False, "restartCount": 0, "image": "",
                                  "imageID": "", "state": {"waiting": {"reason": "ContainerCreating"}}})
-        for c in containers:  # other containers (sidecars) are not run by the sandbox
-            if c["name"] != main_name:
+        for c in containers:  # other containers (sidecars) of Flink pods are not run by the sandbox
+            if c["name"] != main_name and not state.generic:
                 statuses.append({"name": c["name"], "ready": False, "started": False, "restartCount": 0,
                                  "image": c.get("image", ""), "imageID": "",
                                  "state": {"waiting": {"reason": "NotRunBySandbox",
@@ -348,7 +471,7 @@ class NodeAgent:
         with self.lock:
             states = list(self.pods.values())
         for state in states:
-            if state.namespace != namespace or state.runner_key is None:
+            if state.namespace != namespace or (state.runner_key is None and not state.generic):
                 continue
             labels = state.obj["metadata"].get("labels") or {}
             if any(labels.get(k) != v for k, v in selector.items()):
@@ -361,7 +484,12 @@ class NodeAgent:
                 for cp in c.get("ports") or []:
                     if cp.get("name") == target or cp.get("containerPort") == target:
                         names |= {cp.get("name"), cp.get("containerPort")}
-            runner = self.runners.get(state.runner_key)
+            if state.generic:  # a host process listens on its container port itself
+                port_no = next((n for n in names if isinstance(n, int)), None)
+                if port_no is not None:
+                    return LOCALHOST, port_no
+                continue
+            runner = self.runners.get(state.runner_key) if state.runner_key else None
             if runner is None:
                 continue
             try:
@@ -528,6 +656,12 @@ class NodeAgent:
                 st = _pr._proc_start_time(pid)
                 if st:
                     lines.append(f"jvm {pid} {st}")
+        for state in list(self.pods.values()):
+            for g in state.generic:
+                if g.proc is not None and g.proc.poll() is None:
+                    st = _pr._proc_start_time(g.proc.pid)
+                    if st:
+                        lines.append(f"proc {g.proc.pid} {st}")
         text = "\n".join(lines) + ("\n" if lines else "")
         try:
             if not self._pid_file.exists() or self._pid_file.read_text() != text:
@@ -536,6 +670,9 @@ class NodeAgent:
             pass
 
     def shutdown(self) -> None:
+        for state in list(self.pods.values()):
+            for g in state.generic:
+                g.stop(10.0)
         for runner in list(self.runners.values()):
             runner.close(grace_period_s=10.0)
         self.runners.clear()

@@ -7,7 +7,7 @@ BIND ?= 127.0.0.1:8080
 # Flink jars are large (about 230 MB and 330 MB): cache them outside the clone.
 export FLINK_SYNC_CACHE ?= $(HOME)/.cache/flink-sync
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean sandbox-up sandbox-down sandbox-build test-sandbox
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ test: setup
 	scripts/ensure-java.sh
 	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not sandbox"
 
 # ruff (rule set in pyproject.toml), mypy (strict on sync/), and the core's import contract.
 lint: setup
@@ -35,10 +35,29 @@ lint: setup
 
 # Unit and service tests only (no real Flink).
 test-fast: setup
-	$(PY) -m pytest -q -m "not flink"
+	$(PY) -m pytest -q -m "not flink and not sandbox"
 
 bench: setup
 	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# A local Kubernetes control plane (kube-apiserver/controller-manager 1.20 built from Debian's source package, etcd)
+# with flink-sync, a Metacontroller stand-in and a node agent that runs Flink pods as local JVMs: docs/sandbox.md.
+sandbox-build:
+	scripts/sandbox/build-control-plane.sh
+
+sandbox-up: setup
+	$(PY) -m sandbox up
+
+sandbox-down:
+	@if [ -x $(PY) ]; then $(PY) -m sandbox down; else python3 -m sandbox down; fi
+
+# The end-to-end tests on the sandbox (they start and stop their own sandbox in a temporary directory).
+test-sandbox: setup
+	scripts/ensure-java.sh
+	scripts/ensure-kubectl.sh
+	scripts/sandbox/build-control-plane.sh
+	$(PY) scripts/fetch_flink.py --all
+	$(PY) -m pytest -q -m sandbox tests/sandbox

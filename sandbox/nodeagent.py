@@ -1,0 +1,700 @@
+"""A STAND-IN for the kubelet (and kube-proxy, and the scheduler's binding) of the local sandbox. Not a kubelet.
+
+It registers one Node (`sandbox-node`, Ready), binds every Pending pod without a node to it, and runs each
+pod's main container as local processes on 127.0.0.1:
+
+* an image `flink:X.Y[...]` runs the cached PyPI Flink distribution of that version through the test bed's
+  pod runner (tests/flinkbed/podrunner.py: the image entrypoint's steps, the rendered config and args, with the
+  loopback overrides documented there). ConfigMap volumes under /opt/flink are written into the pod's
+  directory; env (values, fieldRef downward API, configMapKeyRef, envFrom) as the kubelet builds it;
+* other images: each container's `command` + `args` run as a host process (no image: the container sees the
+  host's file system), env values and fieldRef; an unknown Flink version waits with `ImageNotSupportedBySandbox`;
+* pod status (phase, conditions incl. Ready, podIP 127.0.0.1, containerStatuses with restartCount, state,
+  lastState with exit code and reason) is written to `pods/<name>/status` when it changes;
+* containers are restarted per the pod's restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap);
+* a pod with a deletionTimestamp has its processes stopped (SIGTERM, then SIGKILL after the grace period) and
+  is then deleted with grace period 0, as the kubelet does.
+
+Services: each Service port gets a TCP port on 127.0.0.1 that forwards to a Ready pod selected by the Service
+(the container port is mapped to the port the pod runner gave that Flink process). The table is written to
+`<state-dir>/services`. Besides, one HTTP reverse proxy on 127.0.0.1 serves `/<namespace>/<service>/<path>`
+→ that Service's first (or `rest`) port: the hook server's FLINK_SYNC_REST_URL_TEMPLATE points there
+(`http://127.0.0.1:<proxy>/{namespace}/{name}-rest`), since `<name>-rest.<ns>.svc` does not resolve here.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import logging
+import os
+import re
+import select
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .kube import ApiError, Kube
+
+# the test bed's pod runner (runs a rendered Flink container as a local JVM)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.flinkbed import podrunner as _pr  # noqa: E402
+from tests.flinkbed.dist import flink_dist, resolve_version  # noqa: E402
+
+log = logging.getLogger("sandbox.nodeagent")
+
+NODE_NAME = "sandbox-node"
+LOCALHOST = "127.0.0.1"
+FLINK_IMAGE = re.compile(r"(?:^|/)flink:v?(\d+)[._](\d+)")
+# container ports of the Flink image and which pod-runner port serves them
+FLINK_REST_PORTS = {8081, "rest"}
+FLINK_RPC_PORTS = {6123, "jobmanager-rpc", "rpc"}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class GenericContainer:
+    """A non-Flink container: its `command` + `args` run as a host process (the container sees the host's file
+    system; there is no image). Env: `value` (with $(VAR) expansion) and downward-API `fieldRef`. Restarted per
+    restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap)."""
+
+    def __init__(self, pod: dict[str, Any], container: dict[str, Any], workdir: Path):
+        self.pod, self.container, self.workdir = pod, container, workdir
+        self.proc: Any = None
+        self.restarts = 0
+        self.started_at: str | None = None
+        self.last_exit: dict[str, Any] | None = None
+        self.next_start = 0.0
+        self.failures = 0
+        self.error: str | None = None
+        self.done = False
+
+    def _env(self) -> dict[str, str]:
+        meta = self.pod["metadata"]
+        fields = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"], "status.podIP": LOCALHOST,
+                  "status.hostIP": LOCALHOST, "spec.nodeName": NODE_NAME,
+                  "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default")}
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
+        env["HOSTNAME"] = meta["name"]
+        for item in self.container.get("env") or []:
+            if "value" in item:
+                env[item["name"]] = _pr.expand_k8s_vars(str(item["value"]), env)
+            elif "fieldRef" in (item.get("valueFrom") or {}):
+                value = fields.get(item["valueFrom"]["fieldRef"].get("fieldPath", ""))
+                if value is not None:
+                    env[item["name"]] = value
+        return env
+
+    def tick(self, policy: str) -> None:
+        import subprocess
+        now = time.time()
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            code = 128 - code if code < 0 else code  # killed by a signal: 128 + signal, like a container runtime
+            self.last_exit = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                              "startedAt": self.started_at, "finishedAt": _now()}
+            self.proc = None
+            self.failures += 1
+            if policy == "Always" or (policy == "OnFailure" and code != 0):
+                self.restarts += 1
+                self.next_start = now + min(10.0 * 2 ** (self.failures - 1), 300.0)
+            else:
+                self.done = True
+        if self.proc is None and not self.done and now >= self.next_start:
+            env = self._env()
+            argv = [_pr.expand_k8s_vars(str(a), env) for a in (self.container.get("command") or []) +
+                    (self.container.get("args") or [])]
+            if not argv:
+                self.error = "no command: the sandbox has no image to take an entrypoint from"
+                self.done = True
+                return
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            out = (self.workdir / f"{self.container['name']}.log").open("ab")
+            try:
+                self.proc = subprocess.Popen(argv, env=env, cwd=self.container.get("workingDir") or str(self.workdir),
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+                self.started_at = _now()
+            except OSError as e:
+                self.error = f"exec failed: {e}"
+                self.last_exit = {"exitCode": 127, "reason": "ContainerCannotRun", "message": str(e)}
+                self.done = policy == "Never"
+                self.failures += 1
+                self.next_start = now + min(10.0 * 2 ** (self.failures - 1), 300.0)
+            finally:
+                out.close()
+
+    def status(self) -> dict[str, Any]:
+        cs: dict[str, Any] = {"name": self.container["name"], "image": self.container.get("image", ""), "imageID": "",
+                              "restartCount": self.restarts, "ready": self.proc is not None,
+                              "started": self.proc is not None}
+        if self.proc is not None:
+            cs["state"] = {"running": {"startedAt": self.started_at}}
+            cs["containerID"] = f"local-process://{self.proc.pid}"
+            if self.last_exit:
+                cs["lastState"] = {"terminated": self.last_exit}
+        elif self.done and self.last_exit:
+            cs["state"] = {"terminated": self.last_exit}
+        elif self.last_exit:
+            cs["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}}
+            cs["lastState"] = {"terminated": self.last_exit}
+        else:
+            cs["state"] = {"waiting": {"reason": "CreateContainerError" if self.error else "ContainerCreating",
+                                       **({"message": self.error} if self.error else {})}}
+        return cs
+
+    def stop(self, grace_s: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=grace_s)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class PodState:
+    uid: str
+    namespace: str
+    name: str
+    runner_key: tuple[str, str, str] | None
+    obj: dict[str, Any]
+    unsupported: str | None = None
+    started: str = field(default_factory=_now)
+    conditions_since: dict[str, tuple[str, str]] = field(default_factory=dict)
+    last_status: dict[str, Any] | None = None
+    generic: list[GenericContainer] = field(default_factory=list)
+
+
+class NodeAgent:
+    def __init__(self, kube: Kube, state_dir: Path, node_name: str = NODE_NAME, interval_s: float = 1.0):
+        self.kube = kube
+        self.state_dir = state_dir
+        self.node_name = node_name
+        self.interval_s = interval_s
+        self.pods_res = kube.resource("v1", "pods")
+        self.cm_res = kube.resource("v1", "configmaps")
+        self.svc_res = kube.resource("v1", "services")
+        self.node_res = kube.resource("v1", "nodes")
+        self.runners: dict[tuple[str, str, str], _pr.PodRunner] = {}
+        self.pods: dict[str, PodState] = {}
+        self.lock = threading.RLock()
+        self.stop_event = threading.Event()
+        self.services: dict[tuple[str, str, int], int] = {}  # (ns, svc, port) -> local port
+        self.service_objs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._forwarders: dict[tuple[str, str, int], socket.socket] = {}
+        self._applied: dict[tuple[str, str, str], str] = {}
+        self._pid_file = state_dir / "agent-pids"
+
+    # ------------------------------------------------------------------ node
+    def register_node(self) -> None:
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name, "labels": {"kubernetes.io/hostname": self.node_name,
+                                                                "kubernetes.io/os": "linux", "sandbox": "true"}},
+                "spec": {}}
+        if self.kube.get(self.node_res, None, self.node_name) is None:
+            try:
+                self.kube.create(node)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        live = self.kube.get(self.node_res, None, self.node_name)
+        if live is None:
+            return
+        now = _now()
+        live["status"] = {
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "addresses": [{"type": "InternalIP", "address": LOCALHOST}, {"type": "Hostname", "address": self.node_name}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "sandbox node agent is posting ready status (a stand-in, not a kubelet)",
+                            "lastHeartbeatTime": now, "lastTransitionTime": (live.get("status") or {}).get(
+                                "conditions", [{}])[0].get("lastTransitionTime", now) if (live.get("status") or {}).get("conditions") else now}],
+            "nodeInfo": {"kubeletVersion": "sandbox", "kubeProxyVersion": "sandbox", "operatingSystem": "linux",
+                         "architecture": "amd64", "containerRuntimeVersion": "local-process://sandbox",
+                         "osImage": "sandbox", "kernelVersion": os.uname().release, "machineID": "", "systemUUID": "",
+                         "bootID": ""},
+        }
+        self.kube.request("PUT", self.node_res.path(None, self.node_name, "status"), live)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        self.register_node()
+        self._start_proxy_server()
+        last_heartbeat = time.monotonic()
+        while not self.stop_event.is_set():
+            try:
+                self.tick()
+                if time.monotonic() - last_heartbeat > 30:
+                    self.heartbeat()
+                    last_heartbeat = time.monotonic()
+            except Exception as e:
+                log.warning("tick failed: %s", e)
+            self.stop_event.wait(self.interval_s)
+        self.shutdown()
+
+    def tick(self) -> None:
+        pods = self.kube.list(self.pods_res)
+        seen = set()
+        for pod in pods:
+            meta, spec = pod["metadata"], pod.get("spec") or {}
+            if not spec.get("nodeName"):
+                if not meta.get("deletionTimestamp"):
+                    self._bind(pod)
+                continue
+            if spec["nodeName"] != self.node_name:
+                continue
+            seen.add(meta["uid"])
+            if meta["uid"] not in self.pods:
+                self._admit(pod)
+            self.pods[meta["uid"]].obj = pod
+        with self.lock:
+            gone = [uid for uid in self.pods if uid not in seen]
+            for uid in gone:
+                for g in self.pods.pop(uid).generic:
+                    g.stop(10.0)
+        for pod in pods:
+            state = self.pods.get(pod["metadata"]["uid"])
+            if state is not None and pod["metadata"].get("deletionTimestamp"):
+                grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 30)
+                for g in state.generic:
+                    g.stop(min(grace, 30.0))
+        self._sync_runners()
+        for pod in pods:
+            uid = pod["metadata"]["uid"]
+            state = self.pods.get(uid)
+            if state is None:
+                continue
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            self._report(state)
+        self._finish_deletions(pods)
+        self._sync_services()
+        self._write_agent_pids()
+
+    def _bind(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}}
+        try:
+            self.kube.request("POST", self.pods_res.path(meta["namespace"], meta["name"], "binding"), binding)
+            log.info("bound %s/%s to %s", meta["namespace"], meta["name"], self.node_name)
+        except ApiError as e:
+            if e.status not in (404, 409):
+                log.warning("bind %s: %s", meta["name"], e)
+
+    def _admit(self, pod: dict[str, Any]) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        containers = spec.get("containers") or []
+        main = next((c for c in containers if c.get("name") == _pr.MAIN_CONTAINER), containers[0] if containers else {})
+        image = main.get("image", "")
+        m = FLINK_IMAGE.search(image)
+        key = None
+        unsupported = None
+        if m:
+            try:
+                version = resolve_version(f"{m.group(1)}.{m.group(2)}")
+                key = (version, meta["namespace"], spec.get("restartPolicy") or "Always")
+            except ValueError as e:
+                unsupported = str(e)
+        log.info("admitted %s/%s (%s)", meta["namespace"], meta["name"], key or unsupported or "host processes")
+        state = PodState(meta["uid"], meta["namespace"], meta["name"], key, pod, unsupported)
+        if not m:
+            home = self.state_dir / "node" / "generic" / f"{meta['namespace']}-{meta['name']}"
+            state.generic = [GenericContainer(pod, c, home) for c in containers]
+        self.pods[meta["uid"]] = state
+
+    def _runner(self, key: tuple[str, str, str]) -> _pr.PodRunner:
+        runner = self.runners.get(key)
+        if runner is None:
+            version, namespace, policy = key
+            workdir = self.state_dir / "node" / f"{namespace}-{version}-{policy.lower()}"
+            runner = _pr.PodRunner(flink_dist(version), workdir, namespace=namespace, restart_policy=policy)
+            self.runners[key] = runner
+        return runner
+
+    def _sync_runners(self) -> None:
+        """Hand each pod runner its pods (as 1-replica 'Deployments' named after the pod, whose template is the
+        pod itself) and the ConfigMaps of its namespace. Level-based: called every tick, applied on change."""
+        wanted: dict[tuple[str, str, str], list[dict[str, Any]]] = {k: [] for k in self.runners}
+        for state in self.pods.values():
+            if state.runner_key is None or state.obj["metadata"].get("deletionTimestamp"):
+                continue
+            pod = state.obj
+            wanted.setdefault(state.runner_key, []).append({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": state.name, "namespace": state.namespace},
+                "spec": {"replicas": 1, "template": {"metadata": {"labels": pod["metadata"].get("labels") or {},
+                                                                  "annotations": pod["metadata"].get("annotations") or {}},
+                                                     "spec": pod["spec"]}}})
+        cms_by_ns: dict[str, list[dict[str, Any]]] = {}
+        for key, deps in wanted.items():
+            ns = key[1]
+            if ns not in cms_by_ns:
+                cms_by_ns[ns] = self.kube.list(self.cm_res, ns) if (deps or key in self.runners) else []
+            children = cms_by_ns[ns] + deps
+            fingerprint = json.dumps([(c["kind"], c["metadata"]["name"], c["metadata"].get("resourceVersion", ""),
+                                       c.get("spec", {}).get("template", {}).get("spec", {}).get("nodeName"))
+                                      for c in children], sort_keys=True)
+            if self._applied.get(key) == fingerprint:
+                continue
+            runner = self._runner(key)
+            runner.apply(children)
+            self._applied[key] = fingerprint
+
+    # ------------------------------------------------------------------ status
+    def _report(self, state: PodState) -> None:
+        pod = state.obj
+        spec = pod["spec"]
+        containers = spec.get("containers") or []
+        main_name = next((c["name"] for c in containers if c.get("name") == _pr.MAIN_CONTAINER),
+                         containers[0]["name"] if containers else "main")
+        statuses: list[dict[str, Any]] = []
+        phase = "Pending"
+        ready = False
+        if state.generic:
+            policy = spec.get("restartPolicy") or "Always"
+            for g in state.generic:
+                g.tick(policy)
+            statuses = [g.status() for g in state.generic]
+            ready = all(c["ready"] for c in statuses)
+            if all(g.done for g in state.generic):
+                codes = [(g.last_exit or {}).get("exitCode", 1) for g in state.generic]
+                phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+            elif any(g.proc is not None or g.last_exit for g in state.generic):
+                phase = "Running"
+        elif state.unsupported:
+            cs = {"name": main_name, "ready": False, "started": False, "restartCount": 0,
+                  "image": next((c.get("image", "") for c in containers if c["name"] == main_name), ""), "imageID": "",
+                  "state": {"waiting": {"reason": "ImageNotSupportedBySandbox", "message": state.unsupported}}}
+            statuses.append(cs)
+        else:
+            runner = self.runners.get(state.runner_key) if state.runner_key else None
+            try:
+                got = runner.pod_statuses(state.name) if runner else []
+            except KeyError:
+                got = []
+            if got:
+                s = got[0]
+                cs = dict(s["containerStatuses"][0])
+                cs["name"] = main_name
+                cs["image"] = next((c.get("image", "") for c in containers if c["name"] == main_name), "")
+                cs["imageID"] = ""
+                if s.get("pid"):
+                    cs["containerID"] = f"local-process://{s['pid']}"
+                statuses.append(cs)
+                phase = s["phase"]
+                ready = bool(cs.get("ready"))
+                term = (cs.get("state") or {}).get("terminated")
+                if term and spec.get("restartPolicy") in ("Never", "OnFailure"):
+                    if term.get("exitCode") == 0:
+                        phase = "Succeeded"
+                    elif spec.get("restartPolicy") == "Never":
+                        phase = "Failed"
+            else:
+                statuses.append({"name": main_name, "ready": False, "started": False, "restartCount": 0, "image": "",
+                                 "imageID": "", "state": {"waiting": {"reason": "ContainerCreating"}}})
+        for c in containers:  # other containers (sidecars) of Flink pods are not run by the sandbox
+            if c["name"] != main_name and not state.generic:
+                statuses.append({"name": c["name"], "ready": False, "started": False, "restartCount": 0,
+                                 "image": c.get("image", ""), "imageID": "",
+                                 "state": {"waiting": {"reason": "NotRunBySandbox",
+                                                       "message": "the sandbox node runs only the main container"}}})
+                # a sidecar the sandbox does not run must not hold the pod's readiness back
+        conds = {"PodScheduled": "True", "Initialized": "True",
+                 "ContainersReady": "True" if ready else "False", "Ready": "True" if ready else "False"}
+        conditions = []
+        for ctype, value in conds.items():
+            prev = state.conditions_since.get(ctype)
+            if prev is None or prev[0] != value:
+                state.conditions_since[ctype] = (value, _now())
+            conditions.append({"type": ctype, "status": value, "lastProbeTime": None,
+                               "lastTransitionTime": state.conditions_since[ctype][1]})
+        status = {"phase": phase, "conditions": conditions, "hostIP": LOCALHOST, "podIP": LOCALHOST,
+                  "podIPs": [{"ip": LOCALHOST}], "startTime": state.started, "containerStatuses": statuses,
+                  "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort")}
+        if status == state.last_status:
+            return
+        live = dict(pod)
+        live["status"] = status
+        try:
+            self.kube.request("PUT", self.pods_res.path(state.namespace, state.name, "status"), live)
+            state.last_status = status
+        except ApiError as e:
+            if e.status == 409:
+                return  # stale: the next tick has the new resourceVersion
+            if e.status != 404:
+                log.warning("status of %s: %s", state.name, e)
+
+    def _finish_deletions(self, pods: list[dict[str, Any]]) -> None:
+        """Pods with a deletionTimestamp: their processes were stopped by _sync_runners (the pod left the runner's
+        set); now delete them for good, as the kubelet does once the containers are gone."""
+        for pod in pods:
+            meta = pod["metadata"]
+            if not meta.get("deletionTimestamp") or (pod.get("spec") or {}).get("nodeName") != self.node_name:
+                continue
+            body = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": meta["uid"]}}
+            try:
+                self.kube.request("DELETE", self.pods_res.path(meta["namespace"], meta["name"]), body)
+                log.info("pod %s/%s stopped and deleted", meta["namespace"], meta["name"])
+            except ApiError as e:
+                if e.status not in (404, 409):
+                    log.warning("delete %s: %s", meta["name"], e)
+
+    # ------------------------------------------------------------------ services
+    def _target(self, namespace: str, service: str, port: int) -> tuple[str, int] | None:
+        """A Ready pod of the Service and the local port of the container port the Service port targets."""
+        svc = self.service_objs.get((namespace, service))
+        if svc is None:
+            return None
+        spec = svc.get("spec") or {}
+        sport = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+        selector = spec.get("selector") or {}
+        if sport is None or not selector:
+            return None
+        target = sport.get("targetPort", sport["port"])
+        with self.lock:
+            states = list(self.pods.values())
+        for state in states:
+            if state.namespace != namespace or (state.runner_key is None and not state.generic):
+                continue
+            labels = state.obj["metadata"].get("labels") or {}
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            if not (state.last_status and any(c["type"] == "Ready" and c["status"] == "True"
+                                              for c in state.last_status["conditions"])):
+                continue
+            names = {target}
+            for c in state.obj["spec"].get("containers") or []:
+                for cp in c.get("ports") or []:
+                    if cp.get("name") == target or cp.get("containerPort") == target:
+                        names |= {cp.get("name"), cp.get("containerPort")}
+            if state.generic:  # a host process listens on its container port itself
+                port_no = next((n for n in names if isinstance(n, int)), None)
+                if port_no is not None:
+                    return LOCALHOST, port_no
+                continue
+            runner = self.runners.get(state.runner_key) if state.runner_key else None
+            if runner is None:
+                continue
+            try:
+                net = runner.cluster_net(state.name)
+            except KeyError:
+                continue
+            if names & FLINK_REST_PORTS:
+                return LOCALHOST, net.rest_port
+            if names & FLINK_RPC_PORTS:
+                return LOCALHOST, net.rpc_port
+        return None
+
+    def _sync_services(self) -> None:
+        services = self.kube.list(self.svc_res)
+        current = {}
+        for svc in services:
+            meta = svc["metadata"]
+            if meta["namespace"] == "default" and meta["name"] == "kubernetes":
+                continue
+            current[(meta["namespace"], meta["name"])] = svc
+        self.service_objs = current
+        wanted = {(ns, name, p["port"]) for (ns, name), svc in current.items()
+                  for p in (svc.get("spec") or {}).get("ports") or []}
+        changed = False
+        for key in list(self._forwarders):
+            if key not in wanted:
+                sock = self._forwarders.pop(key)
+                sock.close()
+                self.services.pop(key, None)
+                changed = True
+        for key in sorted(wanted - set(self._forwarders)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((LOCALHOST, 0))
+            sock.listen(64)
+            self._forwarders[key] = sock
+            self.services[key] = sock.getsockname()[1]
+            threading.Thread(target=self._accept_loop, args=(key, sock), daemon=True).start()
+            changed = True
+        if changed or not (self.state_dir / "services").exists():
+            lines = ["# namespace/service:port -> local address (sandbox node agent; forwards to Ready pods)"]
+            lines += [f"{ns}/{name}:{port} 127.0.0.1:{local}" for (ns, name, port), local in sorted(self.services.items())]
+            lines.append(f"# Flink REST of FlinkDeployment N in namespace NS: "
+                         f"http://127.0.0.1:{self.proxy_port}/NS/N-rest/ (reverse proxy)")
+            tmp = self.state_dir / "services.tmp"
+            tmp.write_text("\n".join(lines) + "\n")
+            tmp.replace(self.state_dir / "services")
+
+    def _accept_loop(self, key: tuple[str, str, int], sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._forward, args=(key, conn), daemon=True).start()
+
+    def _forward(self, key: tuple[str, str, int], conn: socket.socket) -> None:
+        target = self._target(*key)
+        if target is None:
+            conn.close()
+            return
+        try:
+            upstream = socket.create_connection(target, timeout=5)
+        except OSError:
+            conn.close()
+            return
+        upstream.settimeout(None)
+        pair = {conn: upstream, upstream: conn}
+        try:
+            while True:
+                readable, _, _ = select.select(list(pair), [], [], 300)
+                if not readable:
+                    break
+                done = False
+                for s in readable:
+                    data = s.recv(65536)
+                    if not data:
+                        done = True
+                        break
+                    pair[s].sendall(data)
+                if done:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            upstream.close()
+
+    # ------------------------------------------------------------------ the REST reverse proxy
+    def _start_proxy_server(self) -> None:
+        agent = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                return
+
+            def _proxy(self) -> None:
+                parts = self.path.split("/", 3)  # "", ns, service, rest
+                if len(parts) < 3:
+                    self._reply(404, b"expected /<namespace>/<service>/<path>")
+                    return
+                ns, svc = parts[1], parts[2].split("?", 1)[0]
+                rest = "/" + (parts[3] if len(parts) > 3 else "")
+                if "?" in parts[2]:
+                    rest = "/?" + parts[2].split("?", 1)[1]
+                svc_obj = agent.service_objs.get((ns, svc))
+                if svc_obj is None:
+                    self._reply(503, f"no Service {ns}/{svc}".encode())
+                    return
+                ports = (svc_obj.get("spec") or {}).get("ports") or []
+                port = next((p for p in ports if p.get("name") == "rest"), ports[0] if ports else None)
+                target = agent._target(ns, svc, port["port"]) if port else None
+                if target is None:
+                    self._reply(503, f"Service {ns}/{svc} has no ready endpoint".encode())
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection",
+                                                                                     "content-length", "keep-alive")}
+                try:
+                    upstream = http.client.HTTPConnection(*target, timeout=30)
+                    upstream.request(self.command, rest, body=body, headers=headers)
+                    resp = upstream.getresponse()
+                    data = resp.read()
+                    self.send_response(resp.status, resp.reason)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length", "keep-alive"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    upstream.close()
+                except OSError as e:
+                    self._reply(502, f"upstream {target}: {e}".encode())
+
+            def _reply(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _proxy
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        port = int(os.environ.get("SANDBOX_PROXY_PORT", "0"))
+        self.proxy = Server((LOCALHOST, port), Handler)
+        self.proxy_port = self.proxy.server_address[1]
+        (self.state_dir / "proxy-port").write_text(str(self.proxy_port))
+        threading.Thread(target=self.proxy.serve_forever, daemon=True, name="rest-proxy").start()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _write_agent_pids(self) -> None:
+        """PIDs (and start times) of the processes the agent started, so sandbox-down can stop them by PID
+        should the agent itself be gone."""
+        lines = []
+        for runner in self.runners.values():
+            for pid in runner.pids():
+                st = _pr._proc_start_time(pid)
+                if st:
+                    lines.append(f"jvm {pid} {st}")
+        for state in list(self.pods.values()):
+            for g in state.generic:
+                if g.proc is not None and g.proc.poll() is None:
+                    st = _pr._proc_start_time(g.proc.pid)
+                    if st:
+                        lines.append(f"proc {g.proc.pid} {st}")
+        text = "\n".join(lines) + ("\n" if lines else "")
+        try:
+            if not self._pid_file.exists() or self._pid_file.read_text() != text:
+                self._pid_file.write_text(text)
+        except OSError:
+            pass
+
+    def shutdown(self) -> None:
+        for state in list(self.pods.values()):
+            for g in state.generic:
+                g.stop(10.0)
+        for runner in list(self.runners.values()):
+            runner.close(grace_period_s=10.0)
+        self.runners.clear()
+        try:
+            self._pid_file.write_text("")
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="The sandbox's node agent (a kubelet stand-in, not a kubelet).")
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--interval", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    agent = NodeAgent(Kube.from_kubeconfig(args.kubeconfig), Path(args.state_dir), interval_s=args.interval)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop_event.set())
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

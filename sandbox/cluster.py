@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .kube import ApiError, Kube, load_yaml_documents
+from .kube import ApiError, Kube
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("SANDBOX_DIR", ROOT / ".sandbox"))
@@ -241,7 +241,7 @@ class Up:
             "--service-cluster-ip-range", "10.0.0.0/24", "--allow-privileged=true",
             "--enable-admission-plugins", "NamespaceLifecycle,ServiceAccount,DefaultStorageClass,ResourceQuota",
             "--profiling=false"])
-        self.wait("kube-apiserver certificate", lambda: (pki / "apiserver" / "apiserver.crt").exists(), 60, apiserver)
+        self.wait("kube-apiserver certificate", (pki / "apiserver" / "apiserver.crt").exists, 60, apiserver)
         time.sleep(0.2)  # the key and certificate files are written one after the other
         self.kubeconfig(self.state / "kubeconfig", server, tokens["admin"], "admin")
         self.kubeconfig(pki / "controller-manager.kubeconfig", server, tokens["controller-manager"], "kcm")
@@ -262,7 +262,7 @@ class Up:
         agent = self.spawn("node-agent", [sys.executable, "-m", "sandbox.nodeagent", "--kubeconfig",
                                           str(self.state / "kubeconfig"), "--state-dir", str(self.state)],
                            env={"PYTHONPATH": str(ROOT)})
-        self.wait("node agent (proxy port)", lambda: (self.state / "proxy-port").exists(), 60, agent)
+        self.wait("node agent (proxy port)", (self.state / "proxy-port").exists, 60, agent)
         proxy_port = int((self.state / "proxy-port").read_text())
         node_res = kube.resource("v1", "nodes")
         self.wait("Node sandbox-node Ready", lambda: any(
@@ -304,7 +304,7 @@ class Up:
             f"export PATH={Path(kubectl).parent}:$PATH\n"
             f"export SANDBOX_REST_PROXY=http://{LOCALHOST}:{proxy_port}\n"
             f"export SANDBOX_JAR_SERVER=http://{LOCALHOST}:{ports['jars']}\n")
-        self.wait("services table", lambda: (self.state / "services").exists(), 30, agent)
+        self.wait("services table", (self.state / "services").exists, 30, agent)
         say(f"ready in {time.monotonic() - t0:.0f}s")
         self.print_usage(ports, proxy_port)
         return 0

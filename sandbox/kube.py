@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 import urllib3
@@ -67,7 +68,7 @@ class Kube:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_kubeconfig(cls, path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> "Kube":
+    def from_kubeconfig(cls, path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Kube:
         cfg = yaml.safe_load(Path(path).read_text())
         ctx_name = cfg.get("current-context")
         ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)

@@ -47,7 +47,7 @@ from typing import Any
 import requests
 import yaml
 
-from .apply import LAST_APPLIED, for_create, merge
+from .apply import for_create, merge
 from .kube import ApiError, Kube, Resource
 
 log = logging.getLogger("sandbox.metacontroller")
@@ -207,8 +207,7 @@ def _duration_s(text: str | None) -> float:
         total += float(num) * units[unit]
         num = ""
         i += len(unit)
-    value = total if total > 0 else 10.0
-    return value
+    return total if total > 0 else 10.0
 
 
 def _retry_after(value: str | None) -> float:
@@ -639,7 +638,7 @@ class Runner:
         have = {(rule.api_version, res.kind, c["metadata"].get("namespace") or "", c["metadata"]["name"]): (rule, res, c)
                 for rule, res, c in observed}
         # deletes first
-        for key, (rule, res, child) in sorted(have.items()):
+        for key, (_rule, res, child) in sorted(have.items()):
             if key in want or child["metadata"].get("deletionTimestamp"):
                 continue
             try:

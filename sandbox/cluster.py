@@ -393,7 +393,7 @@ def down(state: Path = STATE) -> int:
             continue
         stop_pid(pid, st, 25 if name == "node-agent" else 10)
         stopped += 1
-    for name, pid, st in jvms:  # should the node agent have died without stopping them
+    for _name, pid, st in jvms:  # should the node agent have died without stopping them
         if alive(pid, st):
             os.kill(pid, signal.SIGKILL)
             stopped += 1

@@ -142,19 +142,22 @@ def _check_observed(groups: dict[str, dict[str, Any]] | None, where: str) -> Non
     and status. Anything else is not Metacontroller's request."""
     for group, objects in (groups or {}).items():
         for key, obj in objects.items():
-            if not isinstance(obj, dict):
-                raise BadRequest(400, f"{where}[{group}][{key}]: must be an object")
-            for part in ("metadata", "spec", "status"):
-                if obj.get(part) is not None and not isinstance(obj[part], dict):
-                    raise BadRequest(400, f"{where}[{group}][{key}].{part}: must be an object")
-            meta = obj.get("metadata") or {}
-            if meta.get("name") is not None and not isinstance(meta["name"], str):
-                raise BadRequest(400, f"{where}[{group}][{key}].metadata.name: must be a string")
-            for part in ("labels", "annotations"):
-                value = meta.get(part)
-                if value is not None and (not isinstance(value, dict) or
-                                          not all(isinstance(v, str) for v in value.values())):
-                    raise BadRequest(400, f"{where}[{group}][{key}].metadata.{part}: must map strings to strings")
+            _check_observed_object(obj, f"{where}[{group}][{key}]")
+
+
+def _check_observed_object(obj: Any, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise BadRequest(400, f"{where}: must be an object")
+    for part in ("metadata", "spec", "status"):
+        if obj.get(part) is not None and not isinstance(obj[part], dict):
+            raise BadRequest(400, f"{where}.{part}: must be an object")
+    meta = obj.get("metadata") or {}
+    if meta.get("name") is not None and not isinstance(meta["name"], str):
+        raise BadRequest(400, f"{where}.metadata.name: must be a string")
+    for part in ("labels", "annotations"):
+        value = meta.get(part)
+        if value is not None and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
+            raise BadRequest(400, f"{where}.metadata.{part}: must map strings to strings")
 
 
 def _check_parent(parent: dict[str, Any], kind: str) -> None:
@@ -165,6 +168,13 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     meta = parent.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
         raise BadRequest(400, "parent.metadata.name: required")
+    _check_parent_meta(meta)
+    for key in ("spec", "status"):
+        if parent.get(key) is not None and not isinstance(parent.get(key), dict):
+            raise BadRequest(400, f"parent.{key}: must be an object")
+
+
+def _check_parent_meta(meta: dict[str, Any]) -> None:
     for key in ("namespace", "uid"):
         if meta.get(key) is not None and not isinstance(meta.get(key), str):
             raise BadRequest(400, f"parent.metadata.{key}: must be a string")
@@ -178,9 +188,6 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     generation = meta.get("generation")
     if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
         raise BadRequest(400, "parent.metadata.generation: must be an integer")
-    for key in ("spec", "status"):
-        if parent.get(key) is not None and not isinstance(parent.get(key), dict):
-            raise BadRequest(400, f"parent.{key}: must be an object")
 
 
 def _read_body(limit: int) -> bytes:

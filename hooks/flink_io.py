@@ -27,6 +27,16 @@ def _jobs(client: FlinkApi) -> tuple[JobInfo, ...]:
                          end_time=j.end_time) for j in client.jobs_overview())
 
 
+@dataclass
+class _Details:
+    """What the calls after GET /jobs/overview found (kept when a later one fails)."""
+    version: str | None = None
+    revision: str | None = None
+    trigger: TriggerResult | None = None
+    latest: str | None = None
+    failure: str | None = None
+
+
 def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
     """Run the planned calls. Unreachable Flink is an observation (`reachable=False`), not an error."""
     if not plan.query_cluster:
@@ -35,29 +45,31 @@ def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
         jobs = _jobs(client)
     except FlinkRestError as exc:
         return FlinkObservation(reachable=False, error=str(exc))
-    version = revision = None
-    trigger = None
-    latest = None
-    failure = None
+    found = _Details()
     try:
-        if plan.cluster_info:
-            info = client.cluster_config()
-            version, revision = info.flink_version, info.flink_revision
-        if plan.trigger_id and plan.trigger_job_id:
-            result = client.savepoint_status(plan.trigger_job_id, plan.trigger_id)
-            trigger = TriggerResult(state=result.state, location=result.location, failure=result.failure)
-        job = next((j for j in jobs if j.job_id == plan.job_id), None) if plan.job_id else None
-        if job is not None and job.state in TERMINAL_JOB_STATES and plan.latest_checkpoint:
-            latest = client.latest_checkpoint_path(job.job_id)
-        if job is not None and job.state == "FAILED" and plan.failure_cause:
-            failure = client.execution_result(job.job_id) or _first_exception(client, job.job_id)
+        _observe_details(client, plan, jobs, found)
     except FlinkRestError as exc:
         # The job list is good; the extra detail can wait for the next sync.
         log.warning("partial Flink observation: %s", exc)
-        return FlinkObservation(reachable=True, error=str(exc), flink_version=version, flink_revision=revision,
-                                jobs=jobs, trigger=None, latest_checkpoint_path=latest, failure_cause=failure)
-    return FlinkObservation(reachable=True, flink_version=version, flink_revision=revision, jobs=jobs,
-                            trigger=trigger, latest_checkpoint_path=latest, failure_cause=failure)
+        return FlinkObservation(reachable=True, error=str(exc), flink_version=found.version,
+                                flink_revision=found.revision, jobs=jobs, trigger=None,
+                                latest_checkpoint_path=found.latest, failure_cause=found.failure)
+    return FlinkObservation(reachable=True, flink_version=found.version, flink_revision=found.revision, jobs=jobs,
+                            trigger=found.trigger, latest_checkpoint_path=found.latest, failure_cause=found.failure)
+
+
+def _observe_details(client: FlinkApi, plan: ObservationPlan, jobs: tuple[JobInfo, ...], found: _Details) -> None:
+    if plan.cluster_info:
+        info = client.cluster_config()
+        found.version, found.revision = info.flink_version, info.flink_revision
+    if plan.trigger_id and plan.trigger_job_id:
+        result = client.savepoint_status(plan.trigger_job_id, plan.trigger_id)
+        found.trigger = TriggerResult(state=result.state, location=result.location, failure=result.failure)
+    job = next((j for j in jobs if j.job_id == plan.job_id), None) if plan.job_id else None
+    if job is not None and job.state in TERMINAL_JOB_STATES and plan.latest_checkpoint:
+        found.latest = client.latest_checkpoint_path(job.job_id)
+    if job is not None and job.state == "FAILED" and plan.failure_cause:
+        found.failure = client.execution_result(job.job_id) or _first_exception(client, job.job_id)
 
 
 def _first_exception(client: FlinkApi, job_id: str) -> str | None:

@@ -342,10 +342,9 @@ def _ensure_jar_name(filename: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class FlinkRestClient:
-    """Flink REST client for one cluster, e.g. `FlinkRestClient("http://my-cluster-rest.ns.svc:8081")`.
-
-    Safe to share between the threads of one worker (the connection pool is thread-safe)."""
+class _RestCalls:
+    """Requests to one Flink cluster's REST endpoint over a `Transport`: timeouts, size limit, typed errors,
+    per-call metrics. The plumbing under `FlinkRestClient`, which adds the operations."""
 
     def __init__(self, base_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT,
@@ -374,7 +373,7 @@ class FlinkRestClient:
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"FlinkRestClient({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
 
     # --- transport ---------------------------------------------------------------------------
 
@@ -459,6 +458,37 @@ class FlinkRestClient:
             raise FlinkBadResponse(f"response has no '{key}': {_snippet(json.dumps(data).encode())}",
                                    endpoint=endpoint)
         return data[key]
+
+    def _request_id(self, method: str, path: str, endpoint: str, body: Any) -> str:
+        request_id = self._field(self._json(method, path, endpoint, body=body), "request-id", endpoint)
+        if not isinstance(request_id, str):
+            raise FlinkBadResponse("'request-id' is not a string", endpoint=endpoint)
+        return request_id
+
+    def _operation(self, path: str, endpoint: str) -> tuple[SavepointState, Any]:
+        """An async operation's status: (IN_PROGRESS|COMPLETED|UNKNOWN_TRIGGER, operation object)."""
+        try:
+            data = self._json("GET", path, endpoint)
+        except FlinkNotFound as exc:
+            # "There is no savepoint operation with triggerId=… for job …" (also for an unknown job):
+            # never triggered, the JobManager restarted, or the result expired (rest.async.store-duration).
+            if _UNKNOWN_OPERATION.search(exc.message) or any(_UNKNOWN_OPERATION.search(e) for e in exc.errors):
+                return "UNKNOWN_TRIGGER", None
+            raise
+        status = data.get("status") if isinstance(data, Mapping) else None
+        state = status.get("id") if isinstance(status, Mapping) else None
+        if state == "IN_PROGRESS":
+            return "IN_PROGRESS", None
+        if state == "COMPLETED":
+            return "COMPLETED", data.get("operation")
+        raise FlinkBadResponse(f"unknown operation status {state!r}", endpoint=endpoint)
+
+
+class FlinkRestClient(_RestCalls):
+    """Flink REST client for one cluster, e.g. `FlinkRestClient("http://my-cluster-rest.ns.svc:8081")`; implements
+    `FlinkApi` (hooks/flink_api.py).
+
+    Safe to share between the threads of one worker (the connection pool is thread-safe)."""
 
     # --- cluster -----------------------------------------------------------------------------
 
@@ -623,30 +653,6 @@ class FlinkRestClient:
         if isinstance(operation, Mapping) and operation.get("failure-cause"):
             return DisposalResult(state="FAILED", failure=_failure_cause(operation["failure-cause"]))
         return DisposalResult(state="COMPLETED")
-
-    def _request_id(self, method: str, path: str, endpoint: str, body: Any) -> str:
-        request_id = self._field(self._json(method, path, endpoint, body=body), "request-id", endpoint)
-        if not isinstance(request_id, str):
-            raise FlinkBadResponse("'request-id' is not a string", endpoint=endpoint)
-        return request_id
-
-    def _operation(self, path: str, endpoint: str) -> tuple[SavepointState, Any]:
-        """An async operation's status: (IN_PROGRESS|COMPLETED|UNKNOWN_TRIGGER, operation object)."""
-        try:
-            data = self._json("GET", path, endpoint)
-        except FlinkNotFound as exc:
-            # "There is no savepoint operation with triggerId=… for job …" (also for an unknown job):
-            # never triggered, the JobManager restarted, or the result expired (rest.async.store-duration).
-            if _UNKNOWN_OPERATION.search(exc.message) or any(_UNKNOWN_OPERATION.search(e) for e in exc.errors):
-                return "UNKNOWN_TRIGGER", None
-            raise
-        status = data.get("status") if isinstance(data, Mapping) else None
-        state = status.get("id") if isinstance(status, Mapping) else None
-        if state == "IN_PROGRESS":
-            return "IN_PROGRESS", None
-        if state == "COMPLETED":
-            return "COMPLETED", data.get("operation")
-        raise FlinkBadResponse(f"unknown operation status {state!r}", endpoint=endpoint)
 
     # --- session jobs ---------------------------------------------------------------------------
 

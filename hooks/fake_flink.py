@@ -112,12 +112,13 @@ class FakeFlink:
     # ------------------------------------------------------------------ FlinkApi: observe
     def jobs_overview(self) -> list[JobOverview]:
         self._answer()
-        return [JobOverview(jid=j.job_id, name=self.name, state=j.state, start_time=j.start_time)
+        return [JobOverview.model_validate({"jid": j.job_id, "name": self.name, "state": j.state,
+                                            "start-time": j.start_time, "end-time": -1})
                 for j in self.jobs.values()]
 
     def cluster_config(self) -> ClusterConfig:
         self._answer()
-        return ClusterConfig(flink_version=self.flink_version)
+        return ClusterConfig.model_validate({"flink-version": self.flink_version})
 
     def savepoint_status(self, job_id: str, trigger_id: str) -> SavepointResult:
         self._answer()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -102,7 +102,7 @@ class Pipeline:
     """One sync of a FlinkDeployment or a FlinkSessionJob, from the request's objects to the result."""
 
     def __init__(self, settings: Settings, ports: Ports, core_settings: Callable[[], CoreSettings],
-                 listeners: Sequence[Any] = (), on_action: OnAction | None = None) -> None:
+                 listeners: tuple[Any, ...] = (), on_action: OnAction | None = None) -> None:
         self.settings = settings
         self.ports = ports
         self.core_settings = core_settings

@@ -68,13 +68,15 @@ def _app(flink: FakeFlink, fetcher: Fetcher, kube: Kube, urls: list[str]) -> Any
 def _sync(client: Any, parent: dict[str, Any]) -> dict[str, Any]:
     answer = client.post("/sync/flinksessionjob", json={"parent": parent, "related": RELATED})
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    parent["status"] = answer.get_json()["status"]
-    return parent["status"]
+    status: dict[str, Any] = answer.get_json()["status"]
+    parent["status"] = status
+    return status
 
 
 def test_a_session_job_is_submitted_as_an_ordinary_action_through_the_ports() -> None:
-    flink, fetcher, kube, urls = FakeFlink("session"), Fetcher(), Kube(), []
-    client, parent = _app(flink, fetcher, kube, urls), copy.deepcopy(JOB)
+    flink, fetcher, kube = FakeFlink("session"), Fetcher(), Kube()
+    urls: list[str] = []
+    client, parent = _app(flink, fetcher, kube, urls), copy.deepcopy(dict(JOB))
     job_id = _sync(client, parent)["jobStatus"]["jobId"]
     assert fetcher.fetched == [] and flink.submissions == [], "nothing is submitted before the id is in status"
     _sync(client, parent)

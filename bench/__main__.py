@@ -185,7 +185,7 @@ def rest_call_timing(stub: servers.Server, template: workload.SteadyTemplate, n:
     from hooks.flink_rest import FlinkRestClient
     from hooks.http_transport import CurlPool
     pool = CurlPool()
-    client = FlinkRestClient(f"{stub.url}/{workload.NAMESPACE}/{workload.name_of(1)}", pool=pool)
+    client = FlinkRestClient(f"{stub.url}/{workload.NAMESPACE}/{workload.name_of(1)}", transport=pool)
     before = stub_stats(stub)
     for _ in range(50):
         client.jobs_overview()

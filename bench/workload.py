@@ -4,8 +4,9 @@
 * `steady_request(i)`: the same CR after it reached STABLE — status written by earlier syncs, and the three
   children (ConfigMap, Service, JobManager + TaskManager Deployments) as Metacontroller observes them: with
   its last-applied annotation, owner reference, uid, resourceVersion and the Deployment status. Produced by
-  driving the pure core through the simulated world of the tests (tests/sim.py) until STABLE, so the status
-  is exactly what our own syncs write. A steady-state sync needs one Flink REST call (GET /jobs/overview).
+  driving the pure core through the simulated world of the tests (tests/sim.py, with the in-memory Flink of
+  hooks/fake_flink.py) until STABLE, so the status is exactly what our own syncs write. A steady-state sync
+  needs one Flink REST call (GET /jobs/overview); `observation(i)` makes it against the same fake Flink.
 
 Deployment `i` differs in name, uid and a config value, so 10,000 of them are 10,000 distinct objects.
 """
@@ -15,7 +16,10 @@ import copy
 import json
 from typing import Any
 
-from sync.model import FlinkObservation, JobInfo
+from hooks import flink_io
+from hooks.fake_flink import FakeFlink
+from sync.deployment import plan_observation
+from sync.model import FlinkObservation
 
 from .flink_stub import job_id_for as stub_job_id
 
@@ -145,9 +149,19 @@ class SteadyTemplate:
             self.job_id, job_id_for(self, i)).replace(
             "orders enrichment 0", f"orders enrichment {i}")
 
+    def flink(self, i: int = 0) -> FakeFlink:
+        """Deployment i's Flink cluster (hooks/fake_flink.py): its job RUNNING since the recorded start time."""
+        cluster = FakeFlink(name_of(i))
+        cluster.start_job(job_id_for(self, i)).start_time = self.start_time
+        return cluster
+
     def observation(self, i: int = 0) -> FlinkObservation:
-        return FlinkObservation(reachable=True, jobs=(JobInfo(job_id_for(self, i), name_of(i), "RUNNING",
-                                                              start_time=self.start_time),))
+        """What the hook learns from Flink on deployment i's steady resync (the hooks' own Flink I/O, against
+        the fake): GET /jobs/overview only."""
+        request = self.request_for(i)
+        observation = flink_io.observe(self.flink(i), plan_observation(request["parent"], request["children"]))
+        assert observation is not None, "a STABLE deployment's resync observes its cluster"
+        return observation
 
 
 def job_id_for(template: SteadyTemplate, i: int) -> str:

@@ -1,4 +1,5 @@
-"""The Flask app Metacontroller calls. Built by `create_app(settings, flink_client_factory, clock)`.
+"""The Flask app Metacontroller calls, built by `create_app(settings, ...)`: HTTP only (routes, limits, auth,
+JSON, metrics). The sync itself (Flink, the core, actions, side effects) is hooks/pipeline.py's.
 
 Answers:
 * 200 with `{status, children[, resyncAfterSeconds][, finalized]}` — only keys Metacontroller knows;
@@ -26,18 +27,12 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sync import sessionjob
-from sync.deployment import plan_observation, sync_deployment
 from sync.model import CoreSettings, SyncResult
-from sync.observed import by_kind
-from sync.intake import StatusUnusable
-from sync.status import error_json
 
-from . import flink_io, plugins
-from .flink_rest import FlinkRestClient
-from .http_transport import CurlPool
-from .kube import KubeSideEffects
+from . import plugins
+from .pipeline import Clock, FlinkFactory, KubeEffects, Pipeline, Unusable, server_ports
 from .settings import OperatorDefaults, Settings
+from .submit import JarFetcher
 
 log = logging.getLogger("flink_sync.hooks")
 API_VERSION = "flink.apache.org/v1beta1"
@@ -146,19 +141,22 @@ def _check_observed(groups: dict[str, dict[str, Any]] | None, where: str) -> Non
     and status. Anything else is not Metacontroller's request."""
     for group, objects in (groups or {}).items():
         for key, obj in objects.items():
-            if not isinstance(obj, dict):
-                raise BadRequest(400, f"{where}[{group}][{key}]: must be an object")
-            for part in ("metadata", "spec", "status"):
-                if obj.get(part) is not None and not isinstance(obj[part], dict):
-                    raise BadRequest(400, f"{where}[{group}][{key}].{part}: must be an object")
-            meta = obj.get("metadata") or {}
-            if meta.get("name") is not None and not isinstance(meta["name"], str):
-                raise BadRequest(400, f"{where}[{group}][{key}].metadata.name: must be a string")
-            for part in ("labels", "annotations"):
-                value = meta.get(part)
-                if value is not None and (not isinstance(value, dict) or
-                                          not all(isinstance(v, str) for v in value.values())):
-                    raise BadRequest(400, f"{where}[{group}][{key}].metadata.{part}: must map strings to strings")
+            _check_observed_object(obj, f"{where}[{group}][{key}]")
+
+
+def _check_observed_object(obj: Any, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise BadRequest(400, f"{where}: must be an object")
+    for part in ("metadata", "spec", "status"):
+        if obj.get(part) is not None and not isinstance(obj[part], dict):
+            raise BadRequest(400, f"{where}.{part}: must be an object")
+    meta = obj.get("metadata") or {}
+    if meta.get("name") is not None and not isinstance(meta["name"], str):
+        raise BadRequest(400, f"{where}.metadata.name: must be a string")
+    for part in ("labels", "annotations"):
+        value = meta.get(part)
+        if value is not None and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
+            raise BadRequest(400, f"{where}.metadata.{part}: must map strings to strings")
 
 
 def _check_parent(parent: dict[str, Any], kind: str) -> None:
@@ -169,6 +167,13 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     meta = parent.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
         raise BadRequest(400, "parent.metadata.name: required")
+    _check_parent_meta(meta)
+    for key in ("spec", "status"):
+        if parent.get(key) is not None and not isinstance(parent.get(key), dict):
+            raise BadRequest(400, f"parent.{key}: must be an object")
+
+
+def _check_parent_meta(meta: dict[str, Any]) -> None:
     for key in ("namespace", "uid"):
         if meta.get(key) is not None and not isinstance(meta.get(key), str):
             raise BadRequest(400, f"parent.metadata.{key}: must be a string")
@@ -182,23 +187,6 @@ def _check_parent(parent: dict[str, Any], kind: str) -> None:
     generation = meta.get("generation")
     if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
         raise BadRequest(400, "parent.metadata.generation: must be an integer")
-    for key in ("spec", "status"):
-        if parent.get(key) is not None and not isinstance(parent.get(key), dict):
-            raise BadRequest(400, f"parent.{key}: must be an object")
-
-
-@contextmanager
-def _unusable_status(what: str) -> Iterator[None]:
-    """A recorded status the core cannot read becomes a 422 (Metacontroller applies nothing), not a 500."""
-    try:
-        yield
-    except StatusUnusable as exc:
-        raise BadRequest(422, str(exc)) from None
-    except RecursionError:
-        # orjson parses at most 1,024 levels; a status nested almost that deep cannot be copied or compared.
-        raise BadRequest(422, "status: nested too deeply to continue from") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadRequest(422, f"{what} ({type(exc).__name__}: {exc})") from None
 
 
 def _read_body(limit: int) -> bytes:
@@ -226,40 +214,16 @@ def _quiet(parent: dict[str, Any], result: SyncResult) -> bool:
     return not result.actions and not result.events and result.status == parent.get("status")
 
 
-def create_app(settings: Settings | None = None,
-               flink_client_factory: Callable[[str], FlinkRestClient] | None = None,
-               clock: Callable[[], int] | None = None,
-               side_effects: KubeSideEffects | None = None,
-               jar_fetcher: Callable[..., Any] | None = None) -> Flask:
-    """Build the app. Everything with I/O or time is passed in, so tests can run it against real parts."""
-    settings = settings or Settings.from_env()
-    clock = clock or (lambda: int(time.time() * 1000))
-    metrics = Metrics()
-    defaults = OperatorDefaults(settings.defaults_file)
-    validators = plugins.load_validators()
-    listeners = plugins.load_listeners()
-    kube = side_effects or KubeSideEffects(settings.events_enabled)
-    # Keep-alive connections to the Flink clusters, shared by the worker's threads; a client per request is cheap.
-    rest_pool = CurlPool(max_idle=settings.rest_max_idle_connections)
+class _Hooks:
+    """The HTTP side of the hooks: read and check a request, run the pipeline, answer and count it."""
 
-    def client_for(url: str) -> FlinkRestClient:
-        if flink_client_factory is not None:
-            return flink_client_factory(url)
-        return FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
-                               read_timeout=settings.rest_read_timeout_s,
-                               max_response_bytes=settings.rest_max_response_bytes,
-                               on_call=metrics.on_rest_call, pool=rest_pool)
+    def __init__(self, settings: Settings, metrics: Metrics, sync: Pipeline) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.sync = sync
 
-    def core_settings() -> CoreSettings:
-        return CoreSettings(operator_defaults=defaults.current(), validators=validators,
-                            progress_interval_s=settings.progress_interval_s,
-                            stable_interval_s=settings.reconcile_interval_s)
-
-    app = Flask("flink_sync")
-    # No MAX_CONTENT_LENGTH: werkzeug would cut a chunked body at the limit instead of refusing it;
-    # _read_body enforces the limit on every body (413).
-
-    def read_json(model: type[BaseModel]) -> Any:
+    def read_json(self, model: type[BaseModel]) -> Any:
+        settings = self.settings
         if settings.auth_token:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {settings.auth_token}".encode()):
@@ -282,18 +246,18 @@ def create_app(settings: Settings | None = None,
             _check_observed(parsed.related, "related")
         return parsed
 
-    def respond(hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
+    def respond(self, hook: str, started: float, outcome: str, payload: dict[str, Any], status: int = 200,
                 parent: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Response:
         try:
             body = _dumps(payload)
         except RecursionError:  # a status echoed back nested too deeply to encode: never a 200 without children
             status, outcome = 422, "bad_request"
             body = json.dumps({"error": "status: nested too deeply to continue from; nothing applied"})
-        if status == 200 and len(body) > settings.max_response_bytes:
+        if status == 200 and len(body) > self.settings.max_response_bytes:
             status, outcome = 500, "response_too_large"
-            body = json.dumps({"error": f"response over {settings.max_response_bytes} bytes; nothing applied"})
+            body = json.dumps({"error": f"response over {self.settings.max_response_bytes} bytes; nothing applied"})
         seconds = time.perf_counter() - started
-        metrics.on_request(hook, outcome, seconds)
+        self.metrics.on_request(hook, outcome, seconds)
         # One JSON line per request that did something; a resync that changed nothing (the steady state of
         # every running cluster, once per resync period) only at DEBUG, so the log shows what happened.
         level = logging.DEBUG if status == 200 and extra is not None and extra.pop("quiet", False) else logging.INFO
@@ -305,131 +269,108 @@ def create_app(settings: Settings | None = None,
             log.log(level, line if isinstance(line, str) else line.decode())
         return Response(body, status=status, mimetype="application/json")
 
-    def handle(hook: str, fn: Callable[[], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]) -> Response:
+    def handle(self, hook: str, fn: Callable[[], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]) -> Response:
         started = time.perf_counter()
         try:
             payload, parent, extra = fn()
-            return respond(hook, started, "ok", payload, parent=parent, extra=extra)
+            return self.respond(hook, started, "ok", payload, parent=parent, extra=extra)
         except BadRequest as exc:
-            return respond(hook, started, "bad_request", {"error": exc.message}, exc.status)
+            return self.respond(hook, started, "bad_request", {"error": exc.message}, exc.status)
         except Exception:  # noqa: BLE001 - answer 500 so Metacontroller applies nothing and retries
             log.exception("internal error in %s", hook)
-            return respond(hook, started, "error", {"error": "internal error; nothing was applied, Metacontroller will retry"}, 500)
+            return self.respond(hook, started, "error", {"error": "internal error; nothing was applied, Metacontroller will retry"}, 500)
 
-    def after_core(kind: str, parent: dict[str, Any], result: SyncResult, rest_url: str) -> None:
-        """Carry out actions, fold failures into status, emit events, tell listeners."""
-        def side(action: Any) -> None:
-            kube.delete_ha_data(action.params["name"], action.params["namespace"])
-        outcomes = flink_io.execute(lambda: client_for(rest_url), result.actions, side)
-        for outcome in outcomes:
-            metrics.on_action(outcome.action.kind, outcome.ok)
-            if not outcome.ok and outcome.action.required:
-                result.status["error"] = error_json("FlinkRestException",
-                                                    f"{outcome.action.kind} failed: {outcome.message}")
-        kube.emit(parent, result.events)
-        plugins.notify(listeners, kind, parent, parent.get("status") or {}, result.status, result.events)
-
-    def check_children(result: SyncResult) -> None:
-        if len(result.children) > settings.max_children:
-            raise BadRequest(422, f"{len(result.children)} children exceed the limit of {settings.max_children}")
-
-    def deployment_hook(finalize: bool) -> Response:
+    def deployment(self, finalize: bool) -> Response:
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            req = read_json(HookRequest)
+            req = self.read_json(HookRequest)
             parent = req.parent
             _check_parent(parent, "FlinkDeployment")
-            meta = parent["metadata"]
-            rest_url = settings.rest_url(meta["name"], meta.get("namespace") or "default")
-            with _unusable_status("status.flinkSync: unreadable"):
-                plan = plan_observation(parent, req.children)
-            observation = flink_io.observe(client_for(rest_url), plan)
-            session_jobs = [job for job in by_kind(req.related, "FlinkSessionJob").values()
-                            if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
-            with _unusable_status("status: cannot continue from the recorded status"):
-                result = sync_deployment(parent, req.children, observation, clock(), core_settings(),
-                                         finalizing=finalize or req.finalizing, session_jobs=session_jobs)
-            check_children(result)
-            after_core("FlinkDeployment", parent, result, rest_url)
-            return (result.response(finalize or req.finalizing), parent,
+            finalizing = finalize or req.finalizing
+            with _refused():
+                result = self.sync.sync_deployment(parent, req.children, req.related, finalizing)
+            return (result.response(finalizing), parent,
                     {"children": len(result.children), "actions": [a.kind for a in result.actions],
                      "lifecycle": result.status.get("lifecycleState"), "quiet": _quiet(parent, result)})
-        return handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
+        return self.handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
-    def session_job_hook(finalize: bool) -> Response:
+    def session_job(self, finalize: bool) -> Response:
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            req = read_json(HookRequest)
+            req = self.read_json(HookRequest)
             parent = req.parent
             _check_parent(parent, "FlinkSessionJob")
-            meta = parent["metadata"]
-            deployment_name = (parent.get("spec") or {}).get("deploymentName")
-            session = by_kind(req.related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
-            rest_url = settings.rest_url(str(deployment_name), meta.get("namespace") or "default")
-            with _unusable_status("status.flinkSync: unreadable"):
-                plan = sessionjob.plan_observation(parent, session)
-            observation = flink_io.observe(client_for(rest_url), plan)
-            with _unusable_status("status: cannot continue from the recorded status"):
-                result = sessionjob.sync_session_job(parent, session, observation, clock(), core_settings(),
-                                                     finalizing=finalize or req.finalizing,
-                                                     jar_allowlist=settings.jar_uri_allowlist)
-            submit_failure = sessionjob_io(result, rest_url)
-            if submit_failure:
-                result.status = sessionjob.submission_failed(result.status, submit_failure)
-            after_core("FlinkSessionJob", parent, result, rest_url)
-            return (result.response(finalize or req.finalizing), parent,
+            finalizing = finalize or req.finalizing
+            with _refused():
+                result = self.sync.sync_session_job(parent, req.related, finalizing)
+            return (result.response(finalizing), parent,
                     {"actions": [a.kind for a in result.actions], "lifecycle": result.status.get("lifecycleState"),
                      "quiet": _quiet(parent, result)})
-        return handle("finalize_flinksessionjob" if finalize else "sync_flinksessionjob", run)
+        return self.handle("finalize_flinksessionjob" if finalize else "sync_flinksessionjob", run)
 
-    def sessionjob_io(result: SyncResult, rest_url: str) -> str | None:
-        """Submissions are carried out here (fetch the jar, upload, run, delete the upload)."""
-        from . import submit
-        remaining, message = [], None
-        for action in result.actions:
-            if action.kind != "submit_job":
-                remaining.append(action)
-                continue
-            message = submit.submit_job(client_for(rest_url), action.params, settings, jar_fetcher)
-            metrics.on_action("submit_job", message is None)
-        result.actions = remaining
-        return message
-
-    @app.post("/sync/flinkdeployment")
-    def sync_flinkdeployment() -> Response:
-        return deployment_hook(False)
-
-    @app.post("/finalize/flinkdeployment")
-    def finalize_flinkdeployment() -> Response:
-        return deployment_hook(True)
-
-    @app.post("/customize/flinkdeployment")
-    def customize_flinkdeployment() -> Response:
+    def customize(self, kind: str) -> Response:
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            req = read_json(CustomizeRequest)
-            _check_parent(req.parent, "FlinkDeployment")
-            # Session jobs of this namespace, so a session cluster is not deleted under them.
-            return {"relatedResources": [{"apiVersion": API_VERSION, "resource": "flinksessionjobs",
-                                          "labelSelector": {}}]}, req.parent, {}
-        return handle("customize_flinkdeployment", run)
-
-    @app.post("/sync/flinksessionjob")
-    def sync_flinksessionjob() -> Response:
-        return session_job_hook(False)
-
-    @app.post("/finalize/flinksessionjob")
-    def finalize_flinksessionjob() -> Response:
-        return session_job_hook(True)
-
-    @app.post("/customize/flinksessionjob")
-    def customize_flinksessionjob() -> Response:
-        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            req = read_json(CustomizeRequest)
-            _check_parent(req.parent, "FlinkSessionJob")
+            req = self.read_json(CustomizeRequest)
+            _check_parent(req.parent, kind)
+            if kind == "FlinkDeployment":
+                # Session jobs of this namespace, so a session cluster is not deleted under them.
+                return {"relatedResources": [{"apiVersion": API_VERSION, "resource": "flinksessionjobs",
+                                              "labelSelector": {}}]}, req.parent, {}
             name = (req.parent.get("spec") or {}).get("deploymentName")
             rules = []
             if isinstance(name, str) and name:
                 rules.append({"apiVersion": API_VERSION, "resource": "flinkdeployments", "names": [name]})
             return {"relatedResources": rules}, req.parent, {}
-        return handle("customize_flinksessionjob", run)
+        return self.handle("customize_" + kind.lower(), run)
+
+
+@contextmanager
+def _refused() -> Iterator[None]:
+    """What the pipeline refuses to sync is a 422: Metacontroller applies nothing."""
+    try:
+        yield
+    except Unusable as exc:
+        raise BadRequest(422, str(exc)) from None
+
+
+def create_app(settings: Settings | None = None, flink: FlinkFactory | None = None, clock: Clock | None = None,
+               side_effects: KubeEffects | None = None, jar_fetcher: JarFetcher | None = None) -> Flask:
+    """Build the app. The pipeline's ports (a cluster's REST URL → its `FlinkApi`, the clock, Kubernetes side
+    effects, the jar fetcher) default to the server's and can be passed in (hooks/pipeline.py)."""
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+    defaults = OperatorDefaults(settings.defaults_file)
+    validators = plugins.load_validators()
+    ports = server_ports(settings, flink=flink, fetch_jar=jar_fetcher, kube=side_effects, clock=clock,
+                         on_rest_call=metrics.on_rest_call)
+
+    def core_settings() -> CoreSettings:
+        return CoreSettings(operator_defaults=defaults.current(), validators=validators,
+                            progress_interval_s=settings.progress_interval_s,
+                            stable_interval_s=settings.reconcile_interval_s)
+
+    hooks = _Hooks(settings, metrics, Pipeline(settings, ports, core_settings, plugins.load_listeners(),
+                                               on_action=metrics.on_action))
+    app = Flask("flink_sync")
+    # No MAX_CONTENT_LENGTH: werkzeug would cut a chunked body at the limit instead of refusing it;
+    # _read_body enforces the limit on every body (413).
+    _routes(app, hooks)
+    app.extensions["flink_sync"] = {"metrics": metrics, "defaults": defaults, "settings": settings,
+                                    "pipeline": hooks.sync}
+    return app
+
+
+def _routes(app: Flask, hooks: _Hooks) -> None:
+    app.add_url_rule("/sync/flinkdeployment", "sync_flinkdeployment",
+                     lambda: hooks.deployment(False), methods=["POST"])
+    app.add_url_rule("/finalize/flinkdeployment", "finalize_flinkdeployment",
+                     lambda: hooks.deployment(True), methods=["POST"])
+    app.add_url_rule("/customize/flinkdeployment", "customize_flinkdeployment",
+                     lambda: hooks.customize("FlinkDeployment"), methods=["POST"])
+    app.add_url_rule("/sync/flinksessionjob", "sync_flinksessionjob",
+                     lambda: hooks.session_job(False), methods=["POST"])
+    app.add_url_rule("/finalize/flinksessionjob", "finalize_flinksessionjob",
+                     lambda: hooks.session_job(True), methods=["POST"])
+    app.add_url_rule("/customize/flinksessionjob", "customize_flinksessionjob",
+                     lambda: hooks.customize("FlinkSessionJob"), methods=["POST"])
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -437,12 +378,12 @@ def create_app(settings: Settings | None = None,
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(hooks.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> Response:
-        return Response(json.dumps({"error": f"request body over {settings.max_request_bytes} bytes"}), status=413,
-                        mimetype="application/json")
+        return Response(json.dumps({"error": f"request body over {hooks.settings.max_request_bytes} bytes"}),
+                        status=413, mimetype="application/json")
 
     @app.errorhandler(404)
     def not_found(_: Exception) -> Response:
@@ -451,6 +392,3 @@ def create_app(settings: Settings | None = None,
     @app.errorhandler(405)
     def bad_method(_: Exception) -> Response:
         return Response('{"error":"method not allowed"}', status=405, mimetype="application/json")
-
-    app.extensions["flink_sync"] = {"metrics": metrics, "defaults": defaults, "settings": settings}
-    return app

@@ -1,7 +1,8 @@
 """`flink-sync explain`: what the next syncs will do to a resource, in plain words, and why.
 
-It runs the same pure core the hooks run, against a simulated world in which every step succeeds (the
-cluster starts, Flink answers, savepoints complete), and narrates the syncs until nothing changes. So
+It runs the same pure core and the same Flink I/O the hooks run, against a simulated world (the in-memory
+Flink of hooks/fake_flink.py) in which every step succeeds (the cluster starts, Flink answers, savepoints
+complete), and narrates the syncs until nothing changes. So
 an upgrade can be reviewed in a pull request before it is applied.
 """
 from __future__ import annotations
@@ -13,11 +14,14 @@ from typing import Any
 from sync import flinkconf
 from sync.deployment import plan_observation, sync_deployment
 from sync.diff import classify
-from sync.model import CoreSettings, FlinkObservation, JobInfo, TriggerResult
+from sync.model import Action, CoreSettings, FlinkObservation, SyncResult
 from sync.render import parallelism_and_replicas
 from sync.spec import SpecError, deserialize_reconciled, parse_deployment_spec
 from sync.status import error_message
 from sync.validation import SAVEPOINT_DIR_KEYS
+
+from . import flink_io
+from .fake_flink import FakeFlink, boot
 
 MAX_SYNCS = 14
 STEP_SECONDS = 5
@@ -54,65 +58,75 @@ def _describe_cluster(children: list[dict[str, Any]], name: str) -> str:
 
 
 class _World:
-    """Just enough of Kubernetes and Flink for the core to move forward as if everything succeeds."""
+    """Kubernetes as Metacontroller shows it (every Deployment available at once) and the in-memory Flink of
+    hooks/fake_flink.py, reached through the hooks' own Flink I/O, in which every step succeeds: a cluster answers
+    as soon as it is created, its job runs, savepoints complete at once."""
 
-    def __init__(self, parent: dict[str, Any], settings: CoreSettings):
+    def __init__(self, parent: dict[str, Any], settings: CoreSettings, savepoint_dir: str, checkpoint_dir: str):
         self.parent = parent
-        self.settings = settings
+        self.name: str = parent["metadata"]["name"]
         self.now = 1_800_000_000_000
         self.children: list[dict[str, Any]] = []
-        self.job_state = "RUNNING"
-        self.finished_jobs: set[str] = set()
-        self.cancelled_jobs: set[str] = set()
-        self.savepoint_dir = "the savepoint directory"
-        self.issued: set[str] = set()
+        self.savepoint_dir = savepoint_dir
+        self.checkpoint_dir = checkpoint_dir
+        self.snapshots: dict[str, int] = {}
+        self.cluster: FakeFlink | None = None
         status = parent.get("status") or {}
         cluster = (status.get("flinkSync") or {}).get("cluster")
         if cluster:
             from sync.deployment import RECORD_ANNOTATION, record_annotation
             from sync.render import ClusterPlan, render_cluster
             spec = parse_deployment_spec(json.loads(cluster["spec"]))
-            self.children = render_cluster(ClusterPlan(parent["metadata"]["name"], parent["metadata"]["namespace"],
+            self.children = render_cluster(ClusterPlan(self.name, parent["metadata"]["namespace"],
                                                        spec, int(cluster.get("generation") or 1), cluster.get("jobId"),
                                                        cluster.get("restorePath"), settings.operator_defaults))
             for child in self.children:
-                if child["kind"] == "Deployment" and child["metadata"]["name"] == parent["metadata"]["name"]:
+                if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
                     child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_annotation(cluster)
+        self._kubelet()
+
+    def _kubelet(self) -> None:
+        """The Flink cluster the JobManager Deployment runs: started again when its pod template changes."""
+        jm = next((c for c in self.children if c["kind"] == "Deployment" and c["metadata"]["name"] == self.name), None)
+        if jm is None:
+            self.cluster = None
+            return
+        marker = json.dumps(jm["spec"]["template"], sort_keys=True)
+        if self.cluster is None or self.cluster.marker != marker:
+            self.cluster = boot(self.name, self.children, self.snapshots, start_time=self.now - 60_000)
+            self.cluster.marker = marker
+            self.cluster.flink_version = "(cluster's version)"
+            self.cluster.savepoint_dir = self.savepoint_dir
+            self.cluster.checkpoint_dir = self.checkpoint_dir
+
+    def flink(self) -> FakeFlink:
+        return self.cluster if self.cluster is not None else FakeFlink(self.name, up=False)
 
     def observation(self) -> FlinkObservation | None:
-        plan = plan_observation(self.parent, _children_map(self.children))
-        if not plan.query_cluster:
-            return None
-        jobs = []
-        if plan.job_id:
-            state = "FINISHED" if plan.job_id in self.finished_jobs else \
-                "CANCELED" if plan.job_id in self.cancelled_jobs else "RUNNING"
-            jobs.append(JobInfo(plan.job_id, self.parent["metadata"]["name"], state, self.now - 60_000))
-        trigger = None
-        if plan.trigger_id:
-            trigger = TriggerResult("COMPLETED", f"{self.savepoint_dir}/savepoint-{plan.trigger_id[:6]}") \
-                if plan.trigger_id in self.issued else TriggerResult("UNKNOWN_TRIGGER")
-        latest = f"{self.savepoint_dir}/chk-latest" if plan.job_id in self.cancelled_jobs else None
-        return FlinkObservation(reachable=True, flink_version="(cluster's version)", jobs=tuple(jobs),
-                                trigger=trigger, latest_checkpoint_path=latest)
+        return flink_io.observe(self.flink(), plan_observation(self.parent, _children_map(self.children)))
+
+    def apply(self, result: SyncResult) -> None:
+        """Carry out the actions, apply the children and the status, and let time pass."""
+        flink_io.execute(self.flink(), result.actions)
+        self.children = result.children
+        self.parent["status"] = copy.deepcopy(result.status)
+        self._kubelet()
+
+    def tick(self) -> None:
+        self.now += STEP_SECONDS * 1000
+        if self.cluster is not None:
+            self.cluster.tick()
 
 
-def explain(resource: dict[str, Any], settings: CoreSettings) -> str:
-    if resource.get("kind") != "FlinkDeployment":
-        return _explain_session_job(resource)
-    meta = resource["metadata"]
-    name = meta["name"]
-    parent = copy.deepcopy(resource)
-    lines: list[str] = [f"FlinkDeployment {meta.get('namespace')}/{name}"]
+def _header(parent: dict[str, Any], settings: CoreSettings) -> tuple[list[str], Any, dict[str, str]]:
+    """What the resource is now and what it asks for; raises SpecError for an invalid spec."""
+    meta = parent["metadata"]
+    lines: list[str] = []
     status = parent.get("status") or {}
     reconciled, _ = deserialize_reconciled((status.get("reconciliationStatus") or {}).get("lastReconciledSpec"))
-    try:
-        spec = parse_deployment_spec(parent.get("spec"))
-        config = flinkconf.effective_user_config(settings.operator_defaults, meta.get("namespace") or "default",
-                                                 spec.flinkVersion, spec.flinkConfiguration)
-    except SpecError as exc:
-        return "\n".join(lines + [f"The spec is invalid: {exc}.", "Nothing changes: the running cluster (if any) keeps "
-                                  "running from the last reconciled spec until the spec is fixed."])
+    spec = parse_deployment_spec(parent.get("spec"))
+    config = flinkconf.effective_user_config(settings.operator_defaults, meta.get("namespace") or "default",
+                                             spec.flinkVersion, spec.flinkConfiguration)
     if reconciled is None:
         lines.append("Not deployed yet: the first sync creates it.")
     else:
@@ -126,66 +140,26 @@ def explain(resource: dict[str, Any], settings: CoreSettings) -> str:
         parallelism, replicas = parallelism_and_replicas(spec, config)
         lines.append(f"Wanted: job {spec.job.state}, parallelism {parallelism} on {replicas} TaskManager(s), "
                      f"upgradeMode {spec.job.upgradeMode}.")
-    world = _World(parent, settings)
-    world.savepoint_dir = flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS) or "the savepoint directory"
-    steps: list[str] = []
-    down_from: int | None = None
-    for index in range(MAX_SYNCS):
-        before_children = json.dumps(world.children, sort_keys=True)
-        before_status = json.dumps(parent.get("status"), sort_keys=True)
-        old_internal = (parent.get("status") or {}).get("flinkSync") or {}
-        result = sync_deployment(parent, _children_map(world.children), world.observation(), world.now, settings)
-        said: list[str] = []
-        error = error_message(result.status.get("error"))
-        if error and error != error_message((parent.get("status") or {}).get("error")):
-            said.append(f"report an error: {error}")
-        for event in result.events:
-            if event.reason == "SpecChanged":
-                said.append("notice the spec change")
-            elif event.reason == "Rollback":
-                said.append("roll back to the last stable spec")
-        internal = result.status.get("flinkSync") or {}
-        pending, old_pending = internal.get("pending"), old_internal.get("pending")
-        if pending and not old_pending:
-            what = {"stop": f"stop the job with a savepoint into {world.savepoint_dir}",
-                    "cancel": "cancel the job (its last checkpoint is kept for the restore)",
-                    "savepoint": f"take a {pending.get('triggerType', 'manual').lower()} savepoint into {world.savepoint_dir}"}
-            said.append("record the intent to " + what.get(pending["op"], pending["op"]) + " (carried out next sync)")
-        for action in result.actions:
-            if action.kind == "stop_with_savepoint":
-                said.append("ask Flink to stop the job with a savepoint")
-                world.finished_jobs.add(action.params["job_id"])
-                world.issued.add(action.params["trigger_id"])
-            elif action.kind == "cancel":
-                said.append("ask Flink to cancel the job")
-                world.cancelled_jobs.add(action.params["job_id"])
-            elif action.kind == "trigger_savepoint":
-                said.append("ask Flink for a savepoint")
-                world.issued.add(action.params["trigger_id"])
-            elif action.kind == "dispose_savepoint":
-                said.append(f"dispose of the old savepoint {action.params['path']} (history limit)")
-        job_status = result.status.get("jobStatus") or {}
-        old_path = ((parent.get("status") or {}).get("jobStatus") or {}).get("upgradeSavepointPath")
-        if job_status.get("upgradeSavepointPath") and job_status.get("upgradeSavepointPath") != old_path:
-            said.append(f"record the restore path {job_status['upgradeSavepointPath']} in status (before any child changes)")
-        if internal.get("next") and not old_internal.get("next"):
-            said.append(f"record the next deployment (new job id {internal['next'].get('jobId')})")
-        after_children = json.dumps(result.children, sort_keys=True)
-        if after_children != before_children:
-            if not result.children:
-                said.append("delete the cluster (JobManager and TaskManager Deployments, Services, ConfigMap)")
-                down_from = index if down_from is None else down_from
-            elif not world.children:
-                said.append("create the cluster: " + _describe_cluster(result.children, name))
-            else:
-                said.append("update the cluster: " + _describe_cluster(result.children, name))
-        world.children = result.children
-        parent["status"] = copy.deepcopy(result.status)
-        if said:
-            steps.append(f"{len(steps) + 1}. " + "; ".join(said) + ".")
-        if json.dumps(parent.get("status"), sort_keys=True) == before_status and after_children == before_children:
-            break
-        world.now += STEP_SECONDS * 1000
+    return lines, spec, config
+
+
+def explain(resource: dict[str, Any], settings: CoreSettings) -> str:
+    if resource.get("kind") != "FlinkDeployment":
+        return _explain_session_job(resource)
+    meta = resource["metadata"]
+    parent = copy.deepcopy(resource)
+    lines: list[str] = [f"FlinkDeployment {meta.get('namespace')}/{meta['name']}"]
+    try:
+        header, spec, config = _header(parent, settings)
+    except SpecError as exc:
+        return "\n".join(lines + [f"The spec is invalid: {exc}.", "Nothing changes: the running cluster (if any) keeps "
+                                  "running from the last reconciled spec until the spec is fixed."])
+    lines.extend(header)
+    savepoint_dir = flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS)
+    checkpoint_dir = flinkconf.get_first(config, "execution.checkpointing.dir", "state.checkpoints.dir")
+    world = _World(parent, settings, savepoint_dir or "the savepoint directory",
+                   checkpoint_dir or savepoint_dir or "the checkpoint directory")
+    steps, down_from = _run(world, settings)
     if not steps:
         steps.append("Nothing to do: the cluster already runs this spec.")
     lines.append("What the next syncs will do:")
@@ -196,6 +170,80 @@ def explain(resource: dict[str, Any], settings: CoreSettings) -> str:
         lines.append("The job is down from the savepoint/cancel until the new JobManager has restored it: about the "
                      "restore time (cluster start, typically tens of seconds, plus state loading).")
     return "\n".join(lines)
+
+
+def _run(world: _World, settings: CoreSettings) -> tuple[list[str], int | None]:
+    """Sync until nothing changes (at most MAX_SYNCS); one narrated step per sync that does something."""
+    parent = world.parent
+    steps: list[str] = []
+    down_from: int | None = None
+    for index in range(MAX_SYNCS):
+        before_children = json.dumps(world.children, sort_keys=True)
+        before_status = json.dumps(parent.get("status"), sort_keys=True)
+        result = sync_deployment(parent, _children_map(world.children), world.observation(), world.now, settings)
+        said = _said_of_status(parent.get("status") or {}, result, world.savepoint_dir)
+        said += [_said_of_action(action) for action in result.actions if action.kind in _ACTIONS_SAID]
+        said += _said_of_restore(parent.get("status") or {}, result)
+        after_children = json.dumps(result.children, sort_keys=True)
+        if after_children != before_children:
+            if not result.children:
+                said.append("delete the cluster (JobManager and TaskManager Deployments, Services, ConfigMap)")
+                down_from = index if down_from is None else down_from
+            elif not world.children:
+                said.append("create the cluster: " + _describe_cluster(result.children, world.name))
+            else:
+                said.append("update the cluster: " + _describe_cluster(result.children, world.name))
+        world.apply(result)
+        if said:
+            steps.append(f"{len(steps) + 1}. " + "; ".join(said) + ".")
+        if not result.actions and after_children == before_children and \
+                json.dumps(parent.get("status"), sort_keys=True) == before_status:
+            break
+        world.tick()
+    return steps, down_from
+
+
+_ACTIONS_SAID = ("stop_with_savepoint", "cancel", "trigger_savepoint", "dispose_savepoint")
+
+
+def _said_of_action(action: Action) -> str:
+    if action.kind == "stop_with_savepoint":
+        return "ask Flink to stop the job with a savepoint"
+    if action.kind == "cancel":
+        return "ask Flink to cancel the job"
+    if action.kind == "trigger_savepoint":
+        return "ask Flink for a savepoint"
+    return f"dispose of the old savepoint {action.params['path']} (history limit)"
+
+
+def _said_of_status(old_status: dict[str, Any], result: SyncResult, savepoint_dir: str) -> list[str]:
+    said: list[str] = []
+    error = error_message(result.status.get("error"))
+    if error and error != error_message(old_status.get("error")):
+        said.append(f"report an error: {error}")
+    for event in result.events:
+        if event.reason == "SpecChanged":
+            said.append("notice the spec change")
+        elif event.reason == "Rollback":
+            said.append("roll back to the last stable spec")
+    pending = (result.status.get("flinkSync") or {}).get("pending")
+    if pending and not (old_status.get("flinkSync") or {}).get("pending"):
+        what = {"stop": f"stop the job with a savepoint into {savepoint_dir}",
+                "cancel": "cancel the job (its last checkpoint is kept for the restore)",
+                "savepoint": f"take a {pending.get('triggerType', 'manual').lower()} savepoint into {savepoint_dir}"}
+        said.append("record the intent to " + what.get(pending["op"], pending["op"]) + " (carried out next sync)")
+    return said
+
+
+def _said_of_restore(old_status: dict[str, Any], result: SyncResult) -> list[str]:
+    said: list[str] = []
+    path = (result.status.get("jobStatus") or {}).get("upgradeSavepointPath")
+    if path and path != (old_status.get("jobStatus") or {}).get("upgradeSavepointPath"):
+        said.append(f"record the restore path {path} in status (before any child changes)")
+    internal, old_internal = result.status.get("flinkSync") or {}, old_status.get("flinkSync") or {}
+    if internal.get("next") and not old_internal.get("next"):
+        said.append(f"record the next deployment (new job id {internal['next'].get('jobId')})")
+    return said
 
 
 def _explain_session_job(resource: dict[str, Any]) -> str:

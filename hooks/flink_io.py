@@ -1,5 +1,6 @@
 """The I/O around the pure core: make the REST calls an `ObservationPlan` asks for, and carry out
-the core's `Action`s. Failures never raise: they become data the core (or the status) can report."""
+the core's `Action`s. Both run against any `FlinkApi` (the REST client, or the in-memory fake Flink).
+Failures never raise: they become data the core (or the status) can report."""
 from __future__ import annotations
 
 import logging
@@ -8,20 +9,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.model import Action, FlinkObservation, JobInfo, ObservationPlan, TriggerResult
+from sync.status import TERMINAL_JOB_STATES
 
-from . import flink_rest
-from .flink_rest import FlinkRestClient, FlinkRestError
+from .flink_api import FlinkApi
+from .flink_rest import FlinkNotFound, FlinkRestError
 
 log = logging.getLogger("flink_sync.flink_io")
-TERMINAL = {"FINISHED", "CANCELED", "FAILED"}
+
+# Submits one session job (hooks/submit.py with the server's jar settings): None, or a one-line error.
+Submitter = Callable[[FlinkApi, dict[str, Any]], "str | None"]
+# Carries out an action on Kubernetes rather than Flink (`delete_ha_data`).
+SideEffect = Callable[[Action], None]
 
 
-def _jobs(client: FlinkRestClient) -> tuple[JobInfo, ...]:
+def _jobs(client: FlinkApi) -> tuple[JobInfo, ...]:
     return tuple(JobInfo(job_id=j.jid, name=j.name, state=j.state, start_time=j.start_time,
                          end_time=j.end_time) for j in client.jobs_overview())
 
 
-def observe(client: FlinkRestClient, plan: ObservationPlan) -> FlinkObservation | None:
+@dataclass
+class _Details:
+    """What the calls after GET /jobs/overview found (kept when a later one fails)."""
+    version: str | None = None
+    revision: str | None = None
+    trigger: TriggerResult | None = None
+    latest: str | None = None
+    failure: str | None = None
+
+
+def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
     """Run the planned calls. Unreachable Flink is an observation (`reachable=False`), not an error."""
     if not plan.query_cluster:
         return None
@@ -29,32 +45,34 @@ def observe(client: FlinkRestClient, plan: ObservationPlan) -> FlinkObservation 
         jobs = _jobs(client)
     except FlinkRestError as exc:
         return FlinkObservation(reachable=False, error=str(exc))
-    version = revision = None
-    trigger = None
-    latest = None
-    failure = None
+    found = _Details()
     try:
-        if plan.cluster_info:
-            info = client.cluster_config()
-            version, revision = info.flink_version, info.flink_revision
-        if plan.trigger_id and plan.trigger_job_id:
-            result = client.savepoint_status(plan.trigger_job_id, plan.trigger_id)
-            trigger = TriggerResult(state=result.state, location=result.location, failure=result.failure)
-        job = next((j for j in jobs if j.job_id == plan.job_id), None) if plan.job_id else None
-        if job is not None and job.state in TERMINAL and plan.latest_checkpoint:
-            latest = client.latest_checkpoint_path(job.job_id)
-        if job is not None and job.state == "FAILED" and plan.failure_cause:
-            failure = client.execution_result(job.job_id) or _first_exception(client, job.job_id)
+        _observe_details(client, plan, jobs, found)
     except FlinkRestError as exc:
         # The job list is good; the extra detail can wait for the next sync.
         log.warning("partial Flink observation: %s", exc)
-        return FlinkObservation(reachable=True, error=str(exc), flink_version=version, flink_revision=revision,
-                                jobs=jobs, trigger=None, latest_checkpoint_path=latest, failure_cause=failure)
-    return FlinkObservation(reachable=True, flink_version=version, flink_revision=revision, jobs=jobs,
-                            trigger=trigger, latest_checkpoint_path=latest, failure_cause=failure)
+        return FlinkObservation(reachable=True, error=str(exc), flink_version=found.version,
+                                flink_revision=found.revision, jobs=jobs, trigger=None,
+                                latest_checkpoint_path=found.latest, failure_cause=found.failure)
+    return FlinkObservation(reachable=True, flink_version=found.version, flink_revision=found.revision, jobs=jobs,
+                            trigger=found.trigger, latest_checkpoint_path=found.latest, failure_cause=found.failure)
 
 
-def _first_exception(client: FlinkRestClient, job_id: str) -> str | None:
+def _observe_details(client: FlinkApi, plan: ObservationPlan, jobs: tuple[JobInfo, ...], found: _Details) -> None:
+    if plan.cluster_info:
+        info = client.cluster_config()
+        found.version, found.revision = info.flink_version, info.flink_revision
+    if plan.trigger_id and plan.trigger_job_id:
+        result = client.savepoint_status(plan.trigger_job_id, plan.trigger_id)
+        found.trigger = TriggerResult(state=result.state, location=result.location, failure=result.failure)
+    job = next((j for j in jobs if j.job_id == plan.job_id), None) if plan.job_id else None
+    if job is not None and job.state in TERMINAL_JOB_STATES and plan.latest_checkpoint:
+        found.latest = client.latest_checkpoint_path(job.job_id)
+    if job is not None and job.state == "FAILED" and plan.failure_cause:
+        found.failure = client.execution_result(job.job_id) or _first_exception(client, job.job_id)
+
+
+def _first_exception(client: FlinkApi, job_id: str) -> str | None:
     entries = client.job_exceptions(job_id)
     return entries[0].summary if entries else None
 
@@ -66,29 +84,34 @@ class ActionOutcome:
     message: str = ""
 
 
-def execute(client_for: Callable[[], FlinkRestClient], actions: list[Action],
-            side_effects: Callable[[Action], None] | None = None) -> list[ActionOutcome]:
-    """Carry out the actions in order; each is idempotent, so a retried sync may repeat it safely."""
+def execute(client: FlinkApi, actions: list[Action], side_effects: SideEffect | None = None,
+            submitter: Submitter | None = None) -> list[ActionOutcome]:
+    """Carry out the actions in order; each is idempotent, so a retried sync may repeat it safely.
+    `submit_job` needs a `submitter`; `delete_ha_data` goes to `side_effects` (skipped without one)."""
     outcomes: list[ActionOutcome] = []
     for action in actions:
         try:
-            _execute_one(client_for, action, side_effects)
-            outcomes.append(ActionOutcome(action, True))
+            message = _execute_one(client, action, side_effects, submitter)
         except FlinkRestError as exc:
-            log.warning("action %s failed: %s", action.kind, exc)
-            outcomes.append(ActionOutcome(action, False, str(exc)))
+            message = str(exc)
+        if message is not None:
+            log.warning("action %s failed: %s", action.kind, message)
+        outcomes.append(ActionOutcome(action, message is None, message or ""))
     return outcomes
 
 
-def _execute_one(client_for: Callable[[], FlinkRestClient], action: Action,
-                 side_effects: Callable[[Action], None] | None) -> None:
+def _execute_one(client: FlinkApi, action: Action, side_effects: SideEffect | None,
+                 submitter: Submitter | None) -> str | None:
+    """One action; a failure is returned as a one-line message (or raised as a FlinkRestError)."""
     p: dict[str, Any] = action.params
     if action.kind == "delete_ha_data":
         if side_effects is not None:
             side_effects(action)
-        return
-    client = client_for()
-    if action.kind == "trigger_savepoint":
+    elif action.kind == "submit_job":
+        if submitter is None:
+            raise ValueError("submit_job needs a submitter")
+        return submitter(client, p)
+    elif action.kind == "trigger_savepoint":
         client.trigger_savepoint(p["job_id"], p["target_dir"], format_type=p.get("format_type", "CANONICAL"),
                                  trigger_id=p["trigger_id"])
     elif action.kind == "stop_with_savepoint":
@@ -97,12 +120,13 @@ def _execute_one(client_for: Callable[[], FlinkRestClient], action: Action,
     elif action.kind == "cancel":
         try:
             client.cancel(p["job_id"])
-        except flink_rest.FlinkNotFound:
+        except FlinkNotFound:
             pass  # already gone: the goal of a cancel
     elif action.kind == "dispose_savepoint":
         client.dispose_savepoint(p["path"])
     elif action.kind == "trigger_checkpoint":
         client.trigger_checkpoint(p["job_id"], checkpoint_type=p.get("checkpoint_type", "FULL"),
                                   trigger_id=p.get("trigger_id"))
-    else:  # pragma: no cover - the core only emits the kinds above
+    else:  # pragma: no cover - sync.model.Action lists every kind the core emits; all are handled above
         raise ValueError(f"unknown action {action.kind}")
+    return None

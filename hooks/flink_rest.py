@@ -2,8 +2,9 @@
 
 Built for a webhook that must answer Metacontroller within 10 s:
 
-* keep-alive connections in a pool shared by the clients of a worker (`hooks/http_transport.py`, libcurl), no
-  retries, no redirects, and no proxy or `.netrc` from the environment;
+* it implements `FlinkApi` (hooks/flink_api.py, what the sync pipeline calls) over any `Transport`
+  (hooks/transport.py); the hooks use keep-alive connections in a pool shared by the clients of a worker
+  (`hooks/http_transport.py`, libcurl): no retries, no redirects, and no proxy or `.netrc` from the environment;
 * every call has a connect timeout and a total deadline of connect + read timeout (defaults 1 s
   and 3 s), and a response size limit (default 4 MiB) checked against `Content-Length` and again
   while the body streams in;
@@ -35,13 +36,15 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .http_transport import Answer, CurlPool, TransportError
+from sync.model import SavepointState
+
+from .transport import Answer, Transport, TransportError
 
 MIB = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 1.0
@@ -54,7 +57,6 @@ NOT_EXTERNALLY_ADDRESSABLE = "<checkpoint-not-externally-addressable>"
 OnCall = Callable[[str, float, str], None]
 _BASE_HEADERS = {"Accept": "application/json"}
 _JSON_BODY_HEADERS = {**_BASE_HEADERS, "Content-Type": "application/json"}
-SavepointState = Literal["IN_PROGRESS", "COMPLETED", "FAILED", "UNKNOWN_TRIGGER"]
 
 _HEX_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _JAR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -340,16 +342,15 @@ def _ensure_jar_name(filename: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class FlinkRestClient:
-    """Flink REST client for one cluster, e.g. `FlinkRestClient("http://my-cluster-rest.ns.svc:8081")`.
-
-    Safe to share between the threads of one worker (the connection pool is thread-safe)."""
+class _RestCalls:
+    """Requests to one Flink cluster's REST endpoint over a `Transport`: timeouts, size limit, typed errors,
+    per-call metrics. The plumbing under `FlinkRestClient`, which adds the operations."""
 
     def __init__(self, base_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT,
                  submit_read_timeout: float = DEFAULT_SUBMIT_READ_TIMEOUT,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 on_call: OnCall | None = None, pool: CurlPool | None = None) -> None:
+                 on_call: OnCall | None = None, transport: Transport | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"Flink REST base URL must be http(s)://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -363,13 +364,16 @@ class FlinkRestClient:
         self.submit_read_timeout = submit_read_timeout
         self.max_response_bytes = max_response_bytes
         self.on_call = on_call
-        # Keep-alive connections live in a pool (hooks/http_transport.py: limits, no proxy, no redirects). The
-        # hooks pass one pool shared by the clients of a worker, so a client is cheap to make per request; a
-        # client made on its own gets a small pool of its own.
-        self._pool = pool if pool is not None else CurlPool(max_idle=8)
+        # Any `Transport` (hooks/transport.py). The hooks pass one keep-alive pool (hooks/http_transport.py:
+        # limits, no proxy, no redirects) shared by the clients of a worker, so a client is cheap to make per
+        # request; a client made on its own gets a small libcurl pool of its own.
+        if transport is None:
+            from .http_transport import CurlPool
+            transport = CurlPool(max_idle=8)
+        self._transport = transport
 
     def __repr__(self) -> str:
-        return f"FlinkRestClient({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
 
     # --- transport ---------------------------------------------------------------------------
 
@@ -407,10 +411,10 @@ class FlinkRestClient:
             payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
             headers = _JSON_BODY_HEADERS
         try:
-            answer = self._pool.request(self._origin, method, target, body=payload, headers=headers,
-                                        connect_timeout=self.connect_timeout,
-                                        total_timeout=self.connect_timeout + read_timeout,
-                                        max_bytes=self.max_response_bytes)
+            answer = self._transport.request(self._origin, method, target, body=payload, headers=headers,
+                                             connect_timeout=self.connect_timeout,
+                                             total_timeout=self.connect_timeout + read_timeout,
+                                             max_bytes=self.max_response_bytes)
         except TransportError as exc:
             raise _TRANSPORT_ERRORS[exc.kind](exc.message, status_code=exc.status, endpoint=endpoint) from None
         return answer.status, self._interpret(answer, endpoint)
@@ -454,6 +458,37 @@ class FlinkRestClient:
             raise FlinkBadResponse(f"response has no '{key}': {_snippet(json.dumps(data).encode())}",
                                    endpoint=endpoint)
         return data[key]
+
+    def _request_id(self, method: str, path: str, endpoint: str, body: Any) -> str:
+        request_id = self._field(self._json(method, path, endpoint, body=body), "request-id", endpoint)
+        if not isinstance(request_id, str):
+            raise FlinkBadResponse("'request-id' is not a string", endpoint=endpoint)
+        return request_id
+
+    def _operation(self, path: str, endpoint: str) -> tuple[SavepointState, Any]:
+        """An async operation's status: (IN_PROGRESS|COMPLETED|UNKNOWN_TRIGGER, operation object)."""
+        try:
+            data = self._json("GET", path, endpoint)
+        except FlinkNotFound as exc:
+            # "There is no savepoint operation with triggerId=… for job …" (also for an unknown job):
+            # never triggered, the JobManager restarted, or the result expired (rest.async.store-duration).
+            if _UNKNOWN_OPERATION.search(exc.message) or any(_UNKNOWN_OPERATION.search(e) for e in exc.errors):
+                return "UNKNOWN_TRIGGER", None
+            raise
+        status = data.get("status") if isinstance(data, Mapping) else None
+        state = status.get("id") if isinstance(status, Mapping) else None
+        if state == "IN_PROGRESS":
+            return "IN_PROGRESS", None
+        if state == "COMPLETED":
+            return "COMPLETED", data.get("operation")
+        raise FlinkBadResponse(f"unknown operation status {state!r}", endpoint=endpoint)
+
+
+class FlinkRestClient(_RestCalls):
+    """Flink REST client for one cluster, e.g. `FlinkRestClient("http://my-cluster-rest.ns.svc:8081")`; implements
+    `FlinkApi` (hooks/flink_api.py).
+
+    Safe to share between the threads of one worker (the connection pool is thread-safe)."""
 
     # --- cluster -----------------------------------------------------------------------------
 
@@ -618,30 +653,6 @@ class FlinkRestClient:
         if isinstance(operation, Mapping) and operation.get("failure-cause"):
             return DisposalResult(state="FAILED", failure=_failure_cause(operation["failure-cause"]))
         return DisposalResult(state="COMPLETED")
-
-    def _request_id(self, method: str, path: str, endpoint: str, body: Any) -> str:
-        request_id = self._field(self._json(method, path, endpoint, body=body), "request-id", endpoint)
-        if not isinstance(request_id, str):
-            raise FlinkBadResponse("'request-id' is not a string", endpoint=endpoint)
-        return request_id
-
-    def _operation(self, path: str, endpoint: str) -> tuple[SavepointState, Any]:
-        """An async operation's status: (IN_PROGRESS|COMPLETED|UNKNOWN_TRIGGER, operation object)."""
-        try:
-            data = self._json("GET", path, endpoint)
-        except FlinkNotFound as exc:
-            # "There is no savepoint operation with triggerId=… for job …" (also for an unknown job):
-            # never triggered, the JobManager restarted, or the result expired (rest.async.store-duration).
-            if _UNKNOWN_OPERATION.search(exc.message) or any(_UNKNOWN_OPERATION.search(e) for e in exc.errors):
-                return "UNKNOWN_TRIGGER", None
-            raise
-        status = data.get("status") if isinstance(data, Mapping) else None
-        state = status.get("id") if isinstance(status, Mapping) else None
-        if state == "IN_PROGRESS":
-            return "IN_PROGRESS", None
-        if state == "COMPLETED":
-            return "COMPLETED", data.get("operation")
-        raise FlinkBadResponse(f"unknown operation status {state!r}", endpoint=endpoint)
 
     # --- session jobs ---------------------------------------------------------------------------
 

@@ -24,35 +24,18 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
 
 import pycurl
 
-ErrorKind = Literal["unreachable", "timeout", "too_large", "broken", "failed"]
+from .transport import Answer, ErrorKind, TransportError
+
+__all__ = ["Answer", "CurlPool", "ErrorKind", "TransportError", "ca_bundle"]
 
 _UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_COULDNT_RESOLVE_PROXY,
                 pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CACERT_BADFILE,
                 pycurl.E_SSL_CERTPROBLEM, pycurl.E_SEND_ERROR}
 # CURLE_WEIRD_SERVER_REPLY (8, not HTTP) keeps its old FTP-era name in pycurl.
 _BROKEN = {pycurl.E_RECV_ERROR, pycurl.E_PARTIAL_FILE, pycurl.E_GOT_NOTHING, pycurl.E_FTP_WEIRD_SERVER_REPLY}
-
-
-@dataclass
-class Answer:
-    status: int
-    reason: str
-    headers: dict[str, str]  # lower-case names; the last value of a repeated header
-    body: bytes
-
-
-@dataclass
-class TransportError(Exception):
-    kind: ErrorKind
-    message: str
-    status: int | None = None
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def ca_bundle() -> str | None:
@@ -103,7 +86,7 @@ class _Exchange:
 
 
 class CurlPool:
-    """Keep-alive HTTP to many origins (`http(s)://host:port`), shared by all the Flink clients of a worker.
+    """The libcurl `Transport` (hooks/transport.py). Keep-alive HTTP to many origins (`http(s)://host:port`), shared by all the Flink clients of a worker.
 
     An idle handle keeps its connection to the origin it last talked to; a call takes the most recently
     used idle handle of its origin, or a new one. At most `max_idle` handles are kept (each holds a

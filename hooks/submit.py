@@ -4,18 +4,27 @@ already submitted it, which counts as success."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from . import artifacts
-from .flink_rest import FlinkDuplicateJob, FlinkRestClient, FlinkRestError
+from .flink_api import FlinkApi
+from .flink_rest import FlinkDuplicateJob, FlinkRestError
 from .settings import Settings
 
 log = logging.getLogger("flink_sync.submit")
 
 
-def submit_job(client: FlinkRestClient, params: dict[str, Any], settings: Settings,
-               fetcher: Callable[..., Any] | None = None) -> str | None:
+class JarFetcher(Protocol):
+    """Fetches a session job's jar: (file name, bytes), or raises `artifacts.ArtifactError`
+    (`artifacts.fetch_jar` in the server)."""
+
+    def __call__(self, uri: str, *, allowlist: Iterable[str], max_bytes: int,
+                 timeout: float) -> tuple[str, bytes]: ...
+
+
+def submit_job(client: FlinkApi, params: dict[str, Any], settings: Settings,
+               fetcher: JarFetcher | None = None) -> str | None:
     """Run one submission; returns None on success or a one-line error for status."""
     fetch = fetcher or artifacts.fetch_jar
     try:

@@ -95,7 +95,7 @@ class _SessionJobSync(PendingOperations):
         self.reconciled = spec
 
     def _session_ready(self) -> bool:
-        return bool((self.session or {}).get("status", {}).get("jobManagerDeploymentStatus") == "READY")
+        return ((self.session or {}).get("status") or {}).get("jobManagerDeploymentStatus") == "READY"
 
     def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
         assert self.desired is not None

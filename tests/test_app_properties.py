@@ -207,7 +207,7 @@ def test_garbled_session_jobs_and_related_objects_never_crash(client, data, valu
 
 
 def test_internal_error_is_a_500_without_details(monkeypatch):
-    import hooks.app as app_module
+    import hooks.pipeline as app_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")

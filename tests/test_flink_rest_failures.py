@@ -518,7 +518,7 @@ def test_the_pool_keeps_at_most_max_idle_connections_least_recently_used_out() -
     with StubServer() as a, StubServer() as b, StubServer() as c:
         for stub in (a, b, c):
             stub.route("GET", "/config", Reply(200, {"flink-version": "2.3.0"}))
-        clients = {stub: client(stub.url, pool=pool) for stub in (a, b, c)}
+        clients = {stub: client(stub.url, transport=pool) for stub in (a, b, c)}
         for stub in (a, b, c, b, c):  # a is the least recently used when c comes in
             assert clients[stub].cluster_config().flink_version == "2.3.0"
         assert pool.idle() == 2
@@ -541,7 +541,7 @@ def test_connections_are_not_shared_between_concurrent_calls(stub: StubServer) -
 
     stub.route("GET", "/overview", wait_for_both)
     pool = CurlPool()
-    rest = client(stub.url, pool=pool)
+    rest = client(stub.url, transport=pool)
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(rest.overview().slots_total)) for _ in range(2)]
     for t in threads:

@@ -337,3 +337,13 @@ def test_chunked_bodies_over_the_limit_are_a_413_and_malformed_ones_a_400():
         big = [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
         assert _raw_post(url, head, big) == 413
         assert _raw_post(url, head, [b"zz\r\n{}\r\n0\r\n\r\n"]) == 400
+
+
+def test_a_session_cluster_with_a_null_status_is_answered(client):
+    """Found by the fuzzing: a related session FlinkDeployment with `status: null` was a 500."""
+    job = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
+           "metadata": {"name": "j", "namespace": "default", "uid": "u", "generation": 1},
+           "spec": {"deploymentName": "s", "job": {"jarURI": "https://h/j.jar", "parallelism": 1}}}
+    related = {"FlinkDeployment.flink.apache.org/v1beta1": {"s": {"metadata": {"name": "s"}, "spec": {}, "status": None}}}
+    code, body = post(client, job, {}, "sync", "flinksessionjob", related)
+    assert code == 200 and "waiting for session cluster" in json.dumps(body["status"])

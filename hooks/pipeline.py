@@ -1,0 +1,170 @@
+"""The sync pipeline of both kinds, in one place: plan the observation → call Flink → the pure core → carry out
+the actions → side effects (Events) → listeners.
+
+Everything outside the process is a port (`Ports`), so tests and the benchmark fill them in:
+* `flink`: a Flink cluster's REST base URL → its `FlinkApi` (the REST client, or hooks/fake_flink.FakeFlink);
+* `fetch_jar`: fetches a session job's jar (`artifacts.fetch_jar` in the server);
+* `kube`: Kubernetes side effects that are not children: Events and HA ConfigMap cleanup (`KubeSideEffects`);
+* `clock`: now, in epoch milliseconds.
+
+HTTP (routes, limits, auth, JSON, metrics endpoints) is hooks/app.py's; what the pipeline refuses it raises as
+`Unusable` (the app answers 422, and nothing was done).
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sync import sessionjob
+from sync.deployment import plan_observation, sync_deployment
+from sync.intake import StatusUnusable
+from sync.model import Action, CoreSettings, Event, SyncResult
+from sync.observed import by_kind
+from sync.status import error_json
+
+from . import artifacts, flink_io, plugins, submit
+from .flink_api import FlinkApi
+from .flink_rest import FlinkRestClient, OnCall
+from .settings import Settings
+from .submit import JarFetcher
+
+FlinkFactory = Callable[[str], FlinkApi]
+Clock = Callable[[], int]
+OnAction = Callable[[str, bool], None]
+
+
+class KubeEffects(Protocol):
+    """Best-effort Kubernetes calls that are not children (hooks/kube.py)."""
+
+    def emit(self, parent: dict[str, Any], events: list[Event]) -> None: ...
+
+    def delete_ha_data(self, name: str, namespace: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    flink: FlinkFactory
+    fetch_jar: JarFetcher
+    kube: KubeEffects
+    clock: Clock
+
+
+def wall_clock() -> int:
+    return int(time.time() * 1000)
+
+
+def rest_clients(settings: Settings, on_call: OnCall | None = None) -> FlinkFactory:
+    """The server's Flink port: a REST client per call (cheap) over one keep-alive pool shared by the worker's
+    threads, with the server's timeouts and size limit."""
+    from .http_transport import CurlPool
+    pool = CurlPool(max_idle=settings.rest_max_idle_connections)
+
+    def client_for(url: str) -> FlinkApi:
+        return FlinkRestClient(url, connect_timeout=settings.rest_connect_timeout_s,
+                               read_timeout=settings.rest_read_timeout_s,
+                               max_response_bytes=settings.rest_max_response_bytes, on_call=on_call,
+                               transport=pool)
+    return client_for
+
+
+def server_ports(settings: Settings, *, flink: FlinkFactory | None = None, fetch_jar: JarFetcher | None = None,
+                 kube: KubeEffects | None = None, clock: Clock | None = None,
+                 on_rest_call: OnCall | None = None) -> Ports:
+    """The server's ports, any of them replaced."""
+    if kube is None:
+        from .kube import KubeSideEffects
+        kube = KubeSideEffects(settings.events_enabled)
+    return Ports(flink=flink or rest_clients(settings, on_rest_call), fetch_jar=fetch_jar or artifacts.fetch_jar,
+                 kube=kube, clock=clock or wall_clock)
+
+
+class Unusable(Exception):
+    """This request cannot be synced (a recorded status the core cannot continue from, or more children than
+    the limit): nothing was done, and Metacontroller must apply nothing (HTTP 422)."""
+
+
+@contextmanager
+def _unusable_status(what: str) -> Iterator[None]:
+    """A recorded status the core cannot read is `Unusable`, not an internal error."""
+    try:
+        yield
+    except StatusUnusable as exc:
+        raise Unusable(str(exc)) from None
+    except RecursionError:
+        # orjson parses at most 1,024 levels; a status nested almost that deep cannot be copied or compared.
+        raise Unusable("status: nested too deeply to continue from") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unusable(f"{what} ({type(exc).__name__}: {exc})") from None
+
+
+class Pipeline:
+    """One sync of a FlinkDeployment or a FlinkSessionJob, from the request's objects to the result."""
+
+    def __init__(self, settings: Settings, ports: Ports, core_settings: Callable[[], CoreSettings],
+                 listeners: tuple[Any, ...] = (), on_action: OnAction | None = None) -> None:
+        self.settings = settings
+        self.ports = ports
+        self.core_settings = core_settings
+        self.listeners = listeners
+        self.on_action = on_action
+        self._submitter = functools.partial(submit.submit_job, settings=settings, fetcher=ports.fetch_jar)
+
+    def sync_deployment(self, parent: dict[str, Any], children: dict[str, Any] | None,
+                        related: dict[str, Any] | None, finalizing: bool) -> SyncResult:
+        meta = parent["metadata"]
+        rest_url = self.settings.rest_url(meta["name"], meta.get("namespace") or "default")
+        with _unusable_status("status.flinkSync: unreadable"):
+            plan = plan_observation(parent, children)
+        flink = self.ports.flink(rest_url)
+        observation = flink_io.observe(flink, plan)
+        session_jobs = [job for job in by_kind(related, "FlinkSessionJob").values()
+                        if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
+        with _unusable_status("status: cannot continue from the recorded status"):
+            result = sync_deployment(parent, children, observation, self.ports.clock(), self.core_settings(),
+                                     finalizing=finalizing, session_jobs=session_jobs)
+        if len(result.children) > self.settings.max_children:
+            raise Unusable(f"{len(result.children)} children exceed the limit of {self.settings.max_children}")
+        self._act("FlinkDeployment", parent, result, flink)
+        return result
+
+    def sync_session_job(self, parent: dict[str, Any], related: dict[str, Any] | None,
+                         finalizing: bool) -> SyncResult:
+        meta = parent["metadata"]
+        deployment_name = (parent.get("spec") or {}).get("deploymentName")
+        session = by_kind(related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
+        rest_url = self.settings.rest_url(str(deployment_name), meta.get("namespace") or "default")
+        with _unusable_status("status.flinkSync: unreadable"):
+            plan = sessionjob.plan_observation(parent, session)
+        flink = self.ports.flink(rest_url)
+        observation = flink_io.observe(flink, plan)
+        with _unusable_status("status: cannot continue from the recorded status"):
+            result = sessionjob.sync_session_job(parent, session, observation, self.ports.clock(),
+                                                 self.core_settings(), finalizing=finalizing,
+                                                 jar_allowlist=self.settings.jar_uri_allowlist)
+        self._act("FlinkSessionJob", parent, result, flink)
+        return result
+
+    def _act(self, kind: str, parent: dict[str, Any], result: SyncResult, flink: FlinkApi) -> None:
+        """Carry out the actions, fold failures into status, emit events, tell listeners."""
+        outcomes = flink_io.execute(flink, result.actions, self._side_effect, self._submitter)
+        for outcome in outcomes:
+            if self.on_action is not None:
+                self.on_action(outcome.action.kind, outcome.ok)
+            if outcome.ok:
+                continue
+            if outcome.action.kind == "submit_job":
+                # The status forgets the submission, so the next sync submits again with the same job id.
+                result.status = sessionjob.submission_failed(result.status, outcome.message)
+            elif outcome.action.required:
+                result.status["error"] = error_json("FlinkRestException",
+                                                    f"{outcome.action.kind} failed: {outcome.message}")
+        self.ports.kube.emit(parent, result.events)
+        plugins.notify(self.listeners, kind, parent, parent.get("status") or {}, result.status, result.events)
+
+    def _side_effect(self, action: Action) -> None:
+        if action.kind == "delete_ha_data":
+            self.ports.kube.delete_ha_data(action.params["name"], action.params["namespace"])

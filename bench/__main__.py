@@ -442,12 +442,12 @@ def render_table(r: dict[str, Any]) -> str:
              "the servers; its CPU share is shown. The Flink stub is a separate process, not counted as server CPU.",
              ""]
     widths = [max(len(x[i]) for x in rows if not x[0].startswith("## ")) for i in range(5)]
-    lines.append("  ".join(t.ljust(w) for t, w in zip(("figure", "measured", "target", "÷ target", ""), widths)).rstrip())
+    lines.append("  ".join(t.ljust(w) for t, w in zip(("figure", "measured", "target", "÷ target", ""), widths, strict=True)).rstrip())
     for cols in rows:
         if cols[0].startswith("## "):
             lines += ["", cols[0][3:]]
         else:
-            lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+            lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip())
     return "\n".join(lines)
 
 

@@ -57,7 +57,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, expected_workers: int, timeout_s: float = 30.0) -> "Server":
+    def start(self, expected_workers: int, timeout_s: float = 30.0) -> Server:
         self.port = free_port()
         argv = [a.replace("{PORT}", str(self.port)) for a in self.argv]
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL

@@ -20,12 +20,11 @@ from hooks import flink_io
 from hooks.fake_flink import FakeFlink
 from sync.deployment import plan_observation
 from sync.model import FlinkObservation
-
-from .flink_stub import job_id_for as stub_job_id
-
 from tests.helpers import SETTINGS
 from tests.metacontroller import CHILD_GROUPS, LAST_APPLIED
 from tests.sim import World
+
+from .flink_stub import job_id_for as stub_job_id
 
 NAMESPACE = "flink"
 

@@ -10,9 +10,9 @@ Answers:
 from __future__ import annotations
 
 import hmac
-import re
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager

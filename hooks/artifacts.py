@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 import certifi
 import urllib3
@@ -126,15 +126,7 @@ def _describe(allowlist: Sequence[str]) -> str:
 
 def _split(uri: str, where: str = "") -> tuple[str, str | None, int | None, str]:
     """(scheme family, host, port, path) of a URI; raises ArtifactError for malformed ones."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise ArtifactError("must be a non-empty URI")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in uri):
-        raise ArtifactError(f"{where}contains control characters")
-    try:
-        parts = urlsplit(uri.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ArtifactError(f"{where}'{redact(uri)}' is not a valid URI ({exc})") from None
+    parts, port = _parse_uri(uri, where)
     scheme = parts.scheme.lower()
     if not scheme:
         raise ArtifactError(f"{where}'{redact(uri)}' has no scheme (use https://, http:// or file://)")
@@ -142,17 +134,34 @@ def _split(uri: str, where: str = "") -> tuple[str, str | None, int | None, str]
         raise ArtifactError(f"{where}credentials in the URI are not allowed")
     family = _family(scheme)
     if family == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ArtifactError(f"{where}'{redact(uri)}' names host '{parts.netloc}'; file:// and local:// "
-                                "read the hook server's own filesystem only")
-        path = unquote(parts.path)
-        if not path.startswith("/") or "\x00" in path:
-            raise ArtifactError(f"{where}'{redact(uri)}' must be an absolute path")
-        return family, None, None, posixpath.normpath(path)
+        return family, None, None, _local_path(uri, parts, where)
     if ".." in unquote(parts.path).split("/"):
         raise ArtifactError(f"{where}'{redact(uri)}' must not contain '..' path segments")
     host = (parts.hostname or "").lower().rstrip(".")
     return family, host or None, port or _default_port(scheme), parts.path or "/"
+
+
+def _parse_uri(uri: str, where: str) -> tuple[SplitResult, int | None]:
+    if not isinstance(uri, str) or not uri.strip():
+        raise ArtifactError("must be a non-empty URI")
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in uri):
+        raise ArtifactError(f"{where}contains control characters")
+    try:
+        parts = urlsplit(uri.strip())
+        return parts, parts.port
+    except ValueError as exc:
+        raise ArtifactError(f"{where}'{redact(uri)}' is not a valid URI ({exc})") from None
+
+
+def _local_path(uri: str, parts: SplitResult, where: str) -> str:
+    """file:// and local:// name a path on the hook server's own filesystem, never another host."""
+    if parts.netloc not in ("", "localhost"):
+        raise ArtifactError(f"{where}'{redact(uri)}' names host '{parts.netloc}'; file:// and local:// "
+                            "read the hook server's own filesystem only")
+    path = unquote(parts.path)
+    if not path.startswith("/") or "\x00" in path:
+        raise ArtifactError(f"{where}'{redact(uri)}' must be an absolute path")
+    return posixpath.normpath(path)
 
 
 def _prefix_admits(prefix: str, family: str, host: str | None, port: int | None, path: str) -> bool:
@@ -210,6 +219,16 @@ def validate_jar_uri(uri: str, allowlist: Iterable[str] = DEFAULT_ALLOWLIST) -> 
     return _validate(uri, prefixes, where="")
 
 
+def _refuse_restricted_host(host: str, family: str, port: int | None, where: str) -> None:
+    """A restricted address (loopback, private, ...) only when an allowlist prefix names the host."""
+    reason = restricted_reason(host) or ("loopback" if _is_local_name(host) else None)
+    if reason:
+        example = f"{family}://{f'[{host}]' if ':' in host else host}"
+        example += "" if port == _default_port(family) else f":{port}"
+        raise ArtifactError(f"{where}host '{host}' is a {reason} address; allow it by naming it in an "
+                            f"FLINK_SYNC_JAR_URI_ALLOWLIST prefix (e.g. '{example}/')")
+
+
 def _validate(uri: str, prefixes: tuple[str, ...], where: str) -> JarSource:
     scheme = urlsplit(uri.strip()).scheme.lower() if isinstance(uri, str) else ""
     if scheme and scheme not in SCHEMES:
@@ -223,12 +242,7 @@ def _validate(uri: str, prefixes: tuple[str, ...], where: str) -> JarSource:
                             "(the hook server's FLINK_SYNC_JAR_URI_ALLOWLIST)")
     names_host = _names_host(prefix)
     if host is not None and not names_host:
-        reason = restricted_reason(host) or ("loopback" if _is_local_name(host) else None)
-        if reason:
-            example = f"{family}://{f'[{host}]' if ':' in host else host}"
-            example += "" if port == _default_port(family) else f":{port}"
-            raise ArtifactError(f"{where}host '{host}' is a {reason} address; allow it by naming it in an "
-                                f"FLINK_SYNC_JAR_URI_ALLOWLIST prefix (e.g. '{example}/')")
+        _refuse_restricted_host(host, family, port, where)
     return JarSource(uri=uri.strip(), scheme=family, host=host, port=port, path=path, prefix=prefix,
                      prefix_names_host=names_host)
 

@@ -35,6 +35,7 @@ def _pick(path: str) -> dict[str, Any]:
 def _settings():
     from sync.defaults import BUILTIN_OPERATOR_DEFAULTS
     from sync.model import CoreSettings
+
     from .plugins import load_validators
     from .settings import OperatorDefaults
     defaults = OperatorDefaults(os.environ.get("FLINK_SYNC_DEFAULTS_FILE")).current() \
@@ -53,7 +54,7 @@ def _prepare(resource: dict[str, Any], status: dict[str, Any] | None) -> dict[st
     return resource
 
 
-def _first_sync(resource: dict[str, Any]):
+def _first_sync(resource: dict[str, Any]) -> Any:
     from sync.deployment import sync_deployment
     from sync.sessionjob import sync_session_job
     settings = _settings()
@@ -65,9 +66,10 @@ def _first_sync(resource: dict[str, Any]):
 
 def _validation_error(resource: dict[str, Any]) -> str | None:
     from sync import flinkconf
+    from sync.jaruri import check_jar_uri
     from sync.spec import SpecError, parse_deployment_spec, parse_session_job_spec
     from sync.validation import validate_deployment, validate_session_job
-    from sync.jaruri import check_jar_uri
+
     from .settings import Settings
     settings = _settings()
     meta = resource.get("metadata") or {}
@@ -80,11 +82,12 @@ def _validation_error(resource: dict[str, Any]) -> str | None:
             config = flinkconf.effective_user_config(settings.operator_defaults, namespace, spec.flinkVersion,
                                                      spec.flinkConfiguration)
             return validate_deployment(meta.get("name"), spec, config, extra=settings.validators, resource=resource)
-        spec = parse_session_job_spec(resource.get("spec"))
-        config = flinkconf.effective_user_config(settings.operator_defaults, namespace, None, spec.flinkConfiguration)
-        error = validate_session_job(meta.get("name"), spec, config, extra=settings.validators, resource=resource)
-        if error is None and spec.job is not None and spec.job.jarURI:
-            error = check_jar_uri(spec.job.jarURI, Settings.from_env().jar_uri_allowlist)
+        job_spec = parse_session_job_spec(resource.get("spec"))
+        config = flinkconf.effective_user_config(settings.operator_defaults, namespace, None,
+                                                 job_spec.flinkConfiguration)
+        error = validate_session_job(meta.get("name"), job_spec, config, extra=settings.validators, resource=resource)
+        if error is None and job_spec.job is not None and job_spec.job.jarURI:
+            error = check_jar_uri(job_spec.job.jarURI, Settings.from_env().jar_uri_allowlist)
         return error
     except SpecError as exc:
         return str(exc)

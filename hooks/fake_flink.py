@@ -31,8 +31,16 @@ import yaml
 
 from sync.flinkconf import flatten
 
-from .flink_rest import (ClusterConfig, FlinkDuplicateJob, FlinkNotFound, FlinkRestError, FlinkUnreachable,
-                         JobException, JobOverview, SavepointResult)
+from .flink_rest import (
+    ClusterConfig,
+    FlinkDuplicateJob,
+    FlinkNotFound,
+    FlinkRestError,
+    FlinkUnreachable,
+    JobException,
+    JobOverview,
+    SavepointResult,
+)
 
 _ENDED = ("FINISHED", "CANCELED", "FAILED")
 

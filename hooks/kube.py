@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sync.model import Event
@@ -18,7 +18,7 @@ class KubeSideEffects:
 
     def __init__(self, enabled: bool):
         self._enabled = enabled
-        self._api = None
+        self._api: Any = None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube") if enabled else None
 
     def _core(self):  # lazily, so the server starts without a cluster
@@ -44,7 +44,7 @@ class KubeSideEffects:
     def _post_events(self, parent: dict[str, Any], events: list[Event]) -> None:
         from kubernetes import client
         meta = parent.get("metadata") or {}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for event in events:
             digest = int(hashlib.sha256(f"{event.reason}{event.message}{event.type}{parent.get('kind')}"
                                         f"{meta.get('name')}{meta.get('uid')}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF

@@ -53,7 +53,7 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         allowlist = tuple(p.strip() for p in env.get("FLINK_SYNC_JAR_URI_ALLOWLIST", "https://").split(",") if p.strip())
         template = env.get("FLINK_SYNC_REST_URL_TEMPLATE", cls.rest_url_template)

@@ -166,17 +166,17 @@ def test_total_time_limit_enforced(server: StubServer) -> None:
         handler.end_headers()
         for i in range(0, len(JAR), 256):  # each piece well within a read timeout, the whole not
             if server.release.wait(0.1):
-                return None
+                return
             try:
                 handler.wfile.write(JAR[i:i + 256])
                 handler.wfile.flush()
             except OSError:
-                return None
-        return None
+                return
+        return
 
     def hang(request: Request) -> None:
         server.release.wait(10)
-        return None
+        return
 
     server.route("GET", "/slow.jar", slow)
     server.route("GET", "/hang.jar", hang)

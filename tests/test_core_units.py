@@ -10,10 +10,16 @@ from sync import flinkconf, podtemplate, quantity
 from sync.diff import DiffType, classify
 from sync.durations import DurationError, parse_duration
 from sync.render import ClusterPlan, parallelism_and_replicas, render_cluster
-from sync.spec import SpecError, deserialize_reconciled, parse_deployment_spec, serialize_reconciled, spec_json
+from sync.spec import (
+    SpecError,
+    deserialize_reconciled,
+    parse_deployment_spec,
+    parse_session_job_spec,
+    serialize_reconciled,
+    spec_json,
+)
 from sync.status import lifecycle_state
 from sync.validation import validate_deployment, validate_session_job
-from sync.spec import parse_session_job_spec
 
 from .helpers import SETTINGS
 

@@ -76,7 +76,7 @@ class Bed:
         self.runner.apply([c for c in self.cluster.objects.values() if c["kind"] in ("Deployment", "ConfigMap", "Service")])
         return response
 
-    def until(self, what: str, predicate: Callable[["Bed"], bool], timeout: float = 150) -> None:
+    def until(self, what: str, predicate: Callable[[Bed], bool], timeout: float = 150) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.parent is None:

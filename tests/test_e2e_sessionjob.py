@@ -84,7 +84,7 @@ class SessionBed:
             if kind == "FlinkSessionJob":
                 self.sj.sync(name)
 
-    def until(self, what: str, predicate: Callable[["SessionBed"], bool], timeout: float = 150) -> None:
+    def until(self, what: str, predicate: Callable[[SessionBed], bool], timeout: float = 150) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.sync_all()

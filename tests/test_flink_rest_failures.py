@@ -12,9 +12,17 @@ from collections.abc import Iterator
 import pytest
 
 from hooks import flink_rest
+from hooks.flink_rest import (
+    FlinkBadResponse,
+    FlinkDuplicateJob,
+    FlinkInvalidArgument,
+    FlinkNotFound,
+    FlinkResponseTooLarge,
+    FlinkRestClient,
+    FlinkRestError,
+    FlinkUnreachable,
+)
 from hooks.http_transport import CurlPool
-from hooks.flink_rest import (FlinkBadResponse, FlinkDuplicateJob, FlinkInvalidArgument, FlinkNotFound,
-                              FlinkResponseTooLarge, FlinkRestClient, FlinkRestError, FlinkUnreachable)
 from tests.http_stub import Reply, Request, StubServer, closed_port
 
 JOB = "36da764f000000000000000000000001"
@@ -74,7 +82,7 @@ def test_unresolvable_host_is_unreachable() -> None:
 def test_server_that_hangs_hits_the_read_timeout(stub: StubServer) -> None:
     def hang(request: Request) -> None:
         stub.release.wait(10)
-        return None
+        return
 
     stub.route("GET", "/jobs/overview", hang)
     with Clock() as clock, pytest.raises(FlinkUnreachable) as info:
@@ -92,13 +100,13 @@ def test_body_trickling_in_hits_the_total_deadline(stub: StubServer) -> None:
         handler.end_headers()
         for _ in range(1000):
             if stub.release.wait(0.1):
-                return None
+                return
             try:
                 handler.wfile.write(b" ")
                 handler.wfile.flush()
             except OSError:
-                return None
-        return None
+                return
+        return
 
     stub.route("GET", "/overview", trickle)
     with Clock() as clock, pytest.raises(FlinkUnreachable) as info:

@@ -12,8 +12,15 @@ from typing import TypeVar
 
 import pytest
 
-from hooks.flink_rest import (CheckpointResult, FlinkDuplicateJob, FlinkNotFound, FlinkRestClient, SavepointResult,
-                              normalise_path, same_location)
+from hooks.flink_rest import (
+    CheckpointResult,
+    FlinkDuplicateJob,
+    FlinkNotFound,
+    FlinkRestClient,
+    SavepointResult,
+    normalise_path,
+    same_location,
+)
 from tests.flinkbed.dist import FlinkDist
 from tests.flinkbed.job import COUNTER_JOB_CLASS, counter_args
 from tests.flinkbed.podrunner import PodRunner

@@ -19,7 +19,7 @@ from hooks.app import create_app
 from hooks.settings import Settings
 from sync.deployment import RECORD_ANNOTATION, sync_deployment
 from sync.kubelimits import children_error
-from sync.spec import serialize_reconciled, parse_deployment_spec
+from sync.spec import parse_deployment_spec, serialize_reconciled
 
 from .helpers import SETTINGS
 from .server import hook_server

@@ -2,20 +2,20 @@
 Quartz cron expressions the Apache operator takes, with Quartz's day-of-week numbering (1 = Sunday)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from sync.schedule import Schedule, ScheduleError, parse_schedule, quartz_to_croniter
 from sync.snapshots import periodic_due_in_ms
-from sync.validation import validate_deployment
 from sync.spec import parse_deployment_spec
+from sync.validation import validate_deployment
 
 from .test_state_machine import BASE
 
 
 def ms(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(*parts, tzinfo=UTC).timestamp() * 1000)
 
 
 WED = ms(2026, 11, 25, 10, 0, 0)  # Wednesday 25 November 2026, 10:00 UTC

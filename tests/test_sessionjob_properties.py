@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from .test_sessionjob_core import JOB, Session, run
 

@@ -159,7 +159,7 @@ def test_periodic_savepoints_on_a_quartz_cron_schedule():
         taken += [w.now_ms for a in result.actions if a.kind == "trigger_savepoint"]
         assert result.resync_after_seconds is not None and result.resync_after_seconds <= 10
         w.tick()
-    assert len(taken) >= 3 and all(b - a >= 9_000 for a, b in zip(taken, taken[1:])), taken
+    assert len(taken) >= 3 and all(b - a >= 9_000 for a, b in zip(taken, taken[1:], strict=False)), taken
     info = w.status["jobStatus"]["savepointInfo"]
     assert info["lastSavepoint"]["triggerType"] == "PERIODIC"
 
@@ -309,7 +309,9 @@ def test_savepoint_redeploy_nonce():
 def test_a_retried_sync_decides_the_same_actions():
     """Metacontroller retries a request whose response was lost: same input, same actions and trigger ids."""
     import copy as _copy
+
     from sync.deployment import sync_deployment
+
     from .helpers import SETTINGS
     w = deployed(world("savepoint"))
     w.edit(lambda s: s["job"].update(parallelism=4))

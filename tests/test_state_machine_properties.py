@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .sim import World
 from .test_state_machine import BASE
@@ -50,18 +51,18 @@ def test_random_operations_keep_the_invariants_and_settle(mode, ops, parallelism
     for index, op in enumerate(ops):
         if op == "parallelism":
             valid_parallelism[0] = parallelism[index]
-            w.edit(lambda s: s["job"].update(parallelism=parallelism[index]))
+            w.edit(lambda s, index=index: s["job"].update(parallelism=parallelism[index]))
         elif op == "suspend":
             w.edit(lambda s: s["job"].update(state="suspended"))
         elif op == "resume":
             w.edit(lambda s: s["job"].update(state="running"))
         elif op == "restart":
-            w.edit(lambda s: s.update(restartNonce=index))
+            w.edit(lambda s, index=index: s.update(restartNonce=index))
         elif op == "savepoint_nonce":
             nonce[0] += 1
             w.edit(lambda s: s["job"].update(savepointTriggerNonce=nonce[0]))
         elif op == "image":
-            w.edit(lambda s: s.update(image=f"flink:1.20.{index}"))
+            w.edit(lambda s, index=index: s.update(image=f"flink:1.20.{index}"))
         elif op == "invalid":
             w.edit(lambda s: s["job"].update(parallelism=0))
         elif op == "flink_down":

@@ -45,7 +45,7 @@ _EXPORTS = {
     "same_path": "rest",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazily exported names, kept in one table
 
 
 def __getattr__(name: str) -> Any:

@@ -16,9 +16,9 @@ import requests
 import yaml
 
 from tests.flinkbed import COUNTER_JOB_CLASS, counter_args, read_counter
-from tests.flinkbed.rest import FlinkRest, same_path
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
+from tests.flinkbed.rest import FlinkRest, same_path
 
 from .conftest import Sandbox
 

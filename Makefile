@@ -20,12 +20,14 @@ setup: $(VENV)/.installed
 run: setup
 	$(VENV)/bin/flink-sync serve --bind $(BIND)
 
-# Installs what the real-Flink tests need (JDK 17 via apt when missing, Flink jars from PyPI), then runs everything.
+# Installs what the tests need (JDK 17 via apt when missing, Flink jars from PyPI, the sandbox's control plane built
+# from Debian's source package, cached), then runs every test, the sandbox's end-to-end tests included.
 test: setup
 	scripts/ensure-java.sh
 	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
-	$(PY) -m pytest -q -m "not sandbox"
+	scripts/sandbox/build-control-plane.sh
+	$(PY) -m pytest -q
 
 # ruff (rule set in pyproject.toml), mypy (strict on sync/), and the core's import contract.
 lint: setup

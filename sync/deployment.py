@@ -1,5 +1,5 @@
 """The FlinkDeployment sync: parent + observed children + observed Flink state + clock in; desired
-children, status, actions and events out (apache-operator-behaviour.md §2–§7, §9).
+children, status, actions and events out (the Apache operator's observe → reconcile → status loop).
 
 Metacontroller writes status once per sync, *after* applying children, and deletes every child a response
 leaves out. So every step that depends on a durable record is split across syncs:

@@ -1,4 +1,4 @@
-"""Spec change classification (apache-operator-behaviour.md §3.1): IGNORE < SCALE < UPGRADE < SAVEPOINT_REDEPLOY."""
+"""Spec change classification (Apache's DiffType and its spec diff): IGNORE < SCALE < UPGRADE < SAVEPOINT_REDEPLOY."""
 from __future__ import annotations
 
 from enum import IntEnum

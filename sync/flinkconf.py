@@ -1,7 +1,7 @@
 """Flink configuration: flattening the CR's `flinkConfiguration`, layering operator defaults, and
 writing `flink-conf.yaml` (Flink 1.x) or nested `config.yaml` (Flink 2.x).
 
-Effective configuration order (apache-operator-api.md §4.1): operator defaults, namespace defaults,
+Effective configuration order (the Apache operator's FlinkConfigManager): operator defaults, namespace defaults,
 Flink-version defaults (`vX_Y` exact, `vX_Y+` this and newer, ascending so newer wins), then the CR.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Render the Kubernetes children of a standalone Flink cluster (apache-operator-behaviour.md §1).
+"""Render the Kubernetes children of a standalone Flink cluster (what the Apache operator's standalone mode deploys).
 
 `render_cluster(plan)` is a pure function of a `ClusterPlan`: the spec being deployed plus what the
 status recorded for this deployment (job id, restore path, generation). Output is deterministic.
@@ -83,7 +83,7 @@ def _override_parallelism(config: dict[str, str]) -> int:
 
 
 def parallelism_and_replicas(spec: FlinkDeploymentSpec, config: dict[str, str]) -> tuple[int | None, int]:
-    """(parallelism.default or None for sessions, TaskManager replicas) — behaviour doc §1.8."""
+    """(parallelism.default or None for sessions, TaskManager replicas), as the Apache operator derives them."""
     tm_replicas = spec.taskManager.replicas if spec.taskManager else None
     if spec.job is None:
         return None, tm_replicas if tm_replicas is not None else 1
@@ -111,7 +111,7 @@ def _resources_block(component: JobManagerSpec | TaskManagerSpec | None) -> tupl
 
 def component_resources(component: JobManagerSpec | TaskManagerSpec | None, config: dict[str, str],
                         process_size_key: str, default_cpu: float) -> ComponentResources:
-    """CPU and memory of a JM/TM from `resources` (wins when it has any entry) or `resource` (§1.9)."""
+    """CPU and memory of a JM/TM from `resources` (wins when it has any entry) or `resource`, as the Apache operator reads them."""
     requests, limits = _resources_block(component)
     if requests or limits:
         res = _from_kubernetes_resources(requests, limits, default_cpu)
@@ -171,7 +171,7 @@ def job_result_store_id(plan: ClusterPlan) -> str:
 
 
 def effective_config(plan: ClusterPlan) -> dict[str, str]:
-    """The whole effective Flink configuration of the cluster, operator keys included (§1.7)."""
+    """The whole effective Flink configuration of the cluster, operator keys included."""
     spec = plan.spec
     version = spec.flinkVersion or "v1_20"
     config = flinkconf.effective_user_config(plan.operator_defaults, plan.namespace, version, spec.flinkConfiguration)

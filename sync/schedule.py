@@ -3,7 +3,7 @@
 The Apache operator takes either a Flink duration (`6h`, `30 min`; `0` turns it off) or a Quartz cron
 expression (`0 0 */6 * * ?`: second minute hour day-of-month month day-of-week [year]). With a duration a
 snapshot is due `interval` after the last one; with a cron expression at the first fire time after the last
-one (apache-operator-behaviour.md §4.2). Fire times are in UTC, the zone of an operator pod.
+one (as the Apache operator reads `kubernetes.operator.periodic.savepoint.interval`). Fire times are in UTC, the zone of an operator pod.
 
 Quartz cron is evaluated with croniter after a translation: its day-of-week numbers run 1-7 from Sunday
 (croniter's 0-6), `xL` (last x-day of the month) is croniter's `L(x-1)`, and `?` is `*`. What croniter cannot

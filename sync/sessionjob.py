@@ -1,4 +1,4 @@
-"""The FlinkSessionJob sync (apache-operator-behaviour.md §8): a job submitted to a session cluster.
+"""The FlinkSessionJob sync (the Apache operator's session-job reconciler): a job submitted to a session cluster.
 
 Records in `status.flinkSync`:
 * `submission`: the job that should run (spec, job id, restore path). Written one sync *before* the

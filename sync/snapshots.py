@@ -1,4 +1,4 @@
-"""Savepoint bookkeeping shared by FlinkDeployments and FlinkSessionJobs (apache-operator-behaviour.md §4):
+"""Savepoint bookkeeping shared by FlinkDeployments and FlinkSessionJobs (Apache's savepoint info and history):
 the savepoint history with its max count/age and disposal, and when a periodic savepoint is due."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Typed models of the `flink.apache.org/v1beta1` specs, field for field as the Apache CRDs declare them.
 
 Field declaration order follows the Apache Java classes, because `lastReconciledSpec` is a JSON string
-in that order (apache-operator-api.md §2.4) and STABLE is decided by string equality.
+in that order (Apache's ReconciliationUtils) and STABLE is decided by string equality.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status helpers: lifecycle state (apache-operator-api.md §2.3), conditions, the error JSON."""
+"""Status helpers: lifecycle state (Apache's ResourceLifecycleState rules), conditions, the error JSON."""
 from __future__ import annotations
 
 import json

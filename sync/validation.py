@@ -1,4 +1,4 @@
-"""Spec validation: the Apache DefaultValidator rules (apache-operator-api.md §3.1, in that order) plus the
+"""Spec validation: the Apache DefaultValidator rules (in that order) plus the
 mistakes users make most, each answered with one message that names the field. Never raises for bad
 input: `validate_deployment` returns the first error or None."""
 from __future__ import annotations
@@ -490,7 +490,7 @@ def _rule_service_account(c: DeploymentCheck) -> str | None:
     return None
 
 
-#: The FlinkDeployment rules, in the order of Apache's DefaultValidator (apache-operator-api.md §3.1): the first
+#: The FlinkDeployment rules, in the order of Apache's DefaultValidator: the first
 #: error is the one reported.
 DEPLOYMENT_RULES: tuple[Callable[[DeploymentCheck], str | None], ...] = (
     _rule_name, _rule_flink_version, _rule_version_after_last_state_suspend, _rule_pod_templates,
@@ -516,7 +516,7 @@ def validate_deployment(name: str | None, spec: FlinkDeploymentSpec, config: Map
 def validate_session_job(name: str | None, spec: FlinkSessionJobSpec, config: Mapping[str, str],
                          reconciled: Mapping[str, Any] | None = None, session: Mapping[str, Any] | None = None,
                          extra: Iterable[Validator] = (), resource: Mapping[str, Any] | None = None) -> str | None:
-    """The first problem of a FlinkSessionJob (apache-operator-api.md §3.2), or None."""
+    """The first problem of a FlinkSessionJob (Apache's DefaultValidator for session jobs), or None."""
     error = validate_name(spec.deploymentName, "spec.deploymentName")
     if error:
         return error

@@ -164,7 +164,7 @@ def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
 
 
 def suspend(s: DeploymentSync, diff: DiffType) -> None:
-    """Stop the running job the way its upgradeMode asks (behaviour doc §3.3/§3.4)."""
+    """Stop the running job the way its upgradeMode asks, as the Apache operator does."""
     assert s.desired is not None and s.cluster is not None
     if s.desired.job is None:
         _suspend_session_cluster(s)

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sync.flinkconf import flink_value
 from sync.model import SavepointState
 
 from .transport import Answer, Transport, TransportError
@@ -726,17 +727,8 @@ def _run_body(*, job_id: str | None, entry_class: str | None, args: Sequence[str
         version = _version_tuple(flink_version)
         body["restoreMode" if version is not None and version < (1, 20) else "claimMode"] = mode
     if flink_configuration:
-        body["flinkConfiguration"] = {str(k): _conf_value(v) for k, v in flink_configuration.items()}
+        body["flinkConfiguration"] = {str(k): flink_value(v) for k, v in flink_configuration.items()}
     return body
-
-
-def _conf_value(value: Any) -> str:
-    """Flink configuration values as strings (booleans lower case, lists `;`-joined)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ";".join(_conf_value(v) for v in value)
-    return str(value)
 
 
 def _exception(timestamp: Any, name: Any, trace: Any) -> JobException:

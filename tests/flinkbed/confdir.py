@@ -114,7 +114,9 @@ def parse_legacy(text: str) -> dict[str, str]:
 
 
 def _scalar_to_flink_string(value: Any) -> str:
-    """How a YAML value reads as a Flink option string (lists as ``a;b``, bools lower case)."""
+    """How a YAML value reads as a Flink option string (lists as ``a;b``, bools lower case). Written again here on
+    purpose, apart from ``sync.flinkconf.flink_value``: the test bed reads the rendered config the way Flink does,
+    so that it checks the renderer rather than repeating it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

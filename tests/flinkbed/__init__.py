@@ -5,6 +5,8 @@ Modules (see each one's docstring):
 * :mod:`.dist`      locate a cached Flink distribution (``scripts/fetch_flink.py`` fills the cache)
 * :mod:`.job`       the stateful ``CounterJob`` (built with javac, cached) and its REST state probe
 * :mod:`.podrunner` ``PodRunner``: Kubernetes Deployments/ConfigMaps → Flink JVMs on 127.0.0.1
+  (a façade over :mod:`.runner`, :mod:`.net`, :mod:`.pods`, :mod:`.podenv`, :mod:`.launch`,
+  :mod:`.kubelet`, :mod:`.status`, :mod:`.reaper`; see README.md)
 * :mod:`.rest`      a small Flink REST client for the tests
 * :mod:`.confdir`   read/override ``flink-conf.yaml`` / ``config.yaml`` the way Flink reads them
 * :mod:`.fixtures`  pytest fixtures (``flink_version``, ``flink_dist``, ``counter_jar``,

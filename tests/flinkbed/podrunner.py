@@ -35,6 +35,7 @@ every name it had is importable from here.
 * :mod:`.net`      ``free_port``, ``ClusterNet``, ``pod_network_overrides``
 * :mod:`.reaper`   the process that kills orphaned JVMs
 * :mod:`.pods`     Deployment/pod state, container exits, errors, Kubernetes helpers
+* :mod:`.podenv`   the kubelet's part of a start: container env, ConfigMap/emptyDir mounts
 * :mod:`.launch`   ``LaunchPlan``: from a rendered container to a ``java`` command line (BashJavaUtils)
 * :mod:`.kubelet`  start, restart with back-off, stop (by PID) a pod's container process
 * :mod:`.status`   Deployment/pod status as the API server reports it, log tails

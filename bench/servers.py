@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.flinkbed.podrunner import free_port
+from tests.flinkbed.net import free_port
 from tests.server import worker_pids
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

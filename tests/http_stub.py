@@ -128,5 +128,5 @@ class StubServer:
 
 def closed_port() -> int:
     """A 127.0.0.1 port with nothing listening (bound, then released)."""
-    from .flinkbed.podrunner import free_port
+    from .flinkbed.net import free_port
     return free_port()

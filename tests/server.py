@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from .flinkbed.podrunner import free_port
+from .flinkbed.net import free_port
 
 CLI = str(Path(sys.executable).parent / "flink-sync")
 

@@ -5,6 +5,8 @@ Modules (see each one's docstring):
 * :mod:`.dist`      locate a cached Flink distribution (``scripts/fetch_flink.py`` fills the cache)
 * :mod:`.job`       the stateful ``CounterJob`` (built with javac, cached) and its REST state probe
 * :mod:`.podrunner` ``PodRunner``: Kubernetes Deployments/ConfigMaps → Flink JVMs on 127.0.0.1
+  (a façade over :mod:`.runner`, :mod:`.net`, :mod:`.pods`, :mod:`.podenv`, :mod:`.launch`,
+  :mod:`.kubelet`, :mod:`.status`, :mod:`.reaper`; see README.md)
 * :mod:`.rest`      a small Flink REST client for the tests
 * :mod:`.confdir`   read/override ``flink-conf.yaml`` / ``config.yaml`` the way Flink reads them
 * :mod:`.fixtures`  pytest fixtures (``flink_version``, ``flink_dist``, ``counter_jar``,
@@ -32,14 +34,14 @@ _EXPORTS = {
     "counter_args": "job",
     "read_counter": "job",
     "read_counter_once": "job",
-    "ClusterNet": "podrunner",
-    "ContainerExit": "podrunner",
-    "LaunchPlan": "podrunner",
-    "PodCrashed": "podrunner",
+    "ClusterNet": "net",
+    "ContainerExit": "pods",
+    "LaunchPlan": "launch",
+    "PodCrashed": "pods",
     "PodRunner": "podrunner",
-    "PodSpecError": "podrunner",
-    "free_port": "podrunner",
-    "pod_network_overrides": "podrunner",
+    "PodSpecError": "pods",
+    "free_port": "net",
+    "pod_network_overrides": "net",
     "FlinkRest": "rest",
     "FlinkRestError": "rest",
     "same_path": "rest",

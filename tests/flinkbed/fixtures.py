@@ -22,8 +22,8 @@ import pytest
 
 from . import dist as _dist
 from .job import build_counter_jar
+from .net import free_port as _free_port
 from .podrunner import PodRunner
-from .podrunner import free_port as _free_port
 
 __all__ = [
     "FLINK_VERSIONS",

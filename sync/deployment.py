@@ -98,11 +98,11 @@ class _Sync(PendingOperations):
         self.config: dict[str, str] = {}
         self.invalid: str | None = None
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
-        cluster.check_records_agree(self)
         self.waiting_progress = False
         self.jm_lost = False
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
         self._annotation: tuple[tuple[Any, ...], str] | None = None
+        cluster.check_records_agree(self)
 
     def _remove_cluster(self) -> dict[str, Any]:
         """Take the cluster record out of status, so this response leaves its children out, and record that

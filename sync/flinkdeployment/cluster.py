@@ -67,8 +67,8 @@ def children(s: DeploymentSync) -> list[dict[str, Any]]:
 def refused_children(s: DeploymentSync, spec: FlinkDeploymentSpec) -> str | None:
     """Why the API server would refuse the children of this spec, or None. Checked before anything is torn
     down for it: Metacontroller deletes the old children before it creates new ones."""
-    if s.cluster and cluster_record(spec, None, None, 0)["spec"] == s.cluster.get("spec"):
-        return None  # the children running now (the steady case)
+    if s.cluster and spec == s._cluster_spec():
+        return None  # the children running now (the steady case; the record's spec is parsed once per sync)
     plan = ClusterPlan(s.name, s.namespace, spec, s.generation, "0" * 32 if spec.job else None, None,
                        s.settings.operator_defaults)
     try:
@@ -85,13 +85,12 @@ def check_records_agree(s: DeploymentSync) -> None:
     if s.cluster is None or s.reconciled is None:
         return
     try:
-        recorded = json.loads(s.cluster["spec"])
-    except ValueError:
-        raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (unreadable JSON)") from None
-    if not isinstance(recorded, dict):
-        raise StatusUnusable("status.flinkSync.cluster.spec: not the recorded spec (not an object)")
-    if (recorded.get("job") is None) != (s.reconciled.get("job") is None):
+        spec = s._cluster_spec()  # parsed once per sync; later readers reuse it
+        recorded_job = spec.job if spec is not None else None
+    except (ValueError, SpecError) as exc:
+        raise StatusUnusable(f"status.flinkSync.cluster.spec: not the recorded spec ({exc})") from None
+    if (recorded_job is None) != (s.reconciled.get("job") is None):
         raise StatusUnusable("status.reconciliationStatus.lastReconciledSpec: describes a "
                              + ("session" if s.reconciled.get("job") is None else "job")
                              + " cluster, but status.flinkSync.cluster records the running one as a "
-                             + ("session" if recorded.get("job") is None else "job") + " cluster")
+                             + ("session" if recorded_job is None else "job") + " cluster")

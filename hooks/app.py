@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sync.kubelimits import is_namespace_name, is_object_name
 from sync.model import CoreSettings, SyncResult
 
 from . import plugins
@@ -123,10 +123,6 @@ class Metrics:
         self._child(self.actions, kind, "ok" if ok else "failed").inc()
 
 
-# What the API server accepts as names (apimachinery's DNS-1123 subdomain and label): anything else did not come
-# from Kubernetes, and would not make a Flink REST address.
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def _check_string_map(meta: dict[str, Any], key: str) -> None:
@@ -177,10 +173,10 @@ def _check_parent_meta(meta: dict[str, Any]) -> None:
     for key in ("namespace", "uid"):
         if meta.get(key) is not None and not isinstance(meta.get(key), str):
             raise BadRequest(400, f"parent.metadata.{key}: must be a string")
-    if len(meta["name"]) > 253 or not _DNS_SUBDOMAIN.match(meta["name"]):
+    if not is_object_name(meta["name"]):
         raise BadRequest(400, "parent.metadata.name: not a Kubernetes object name (DNS-1123 subdomain)")
     namespace = meta.get("namespace")
-    if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+    if namespace is not None and not is_namespace_name(namespace):
         raise BadRequest(400, "parent.metadata.namespace: not a Kubernetes namespace name (DNS-1123 label)")
     for key in ("labels", "annotations"):
         _check_string_map(meta, key)

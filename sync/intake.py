@@ -19,9 +19,6 @@ from typing import Any
 
 from .records import FLINK_SYNC_FIELDS, types_of
 
-#: Deeper than any object the API server serves for these kinds (a Deployment with managedFields is ~15 levels).
-MAX_OBJECT_DEPTH = 100
-
 #: The status fields a sync reads, with the JSON type each must have (null is always allowed: "not set").
 #: A field of another type was not written by an operator of these CRDs; the sync answers 422 naming it.
 STATUS_FIELDS: dict[str, Any] = {
@@ -36,6 +33,8 @@ STATUS_FIELDS: dict[str, Any] = {
                              "reconciliationTimestamp": int},
     "flinkSync": types_of(FLINK_SYNC_FIELDS),
 }
+#: The records an empty value (`null`, `{}`, `[]`, `0`) means "no record" for.
+RECORD_KEYS = ("cluster", "next", "pending", "submission")
 _JSON_TYPE = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list"}
 
 
@@ -43,7 +42,7 @@ class StatusUnusable(ValueError):
     """A recorded status the core cannot continue from, naming the field (answered 422: nothing is applied)."""
 
 
-def too_deep(value: Any, limit: int = MAX_OBJECT_DEPTH) -> bool:
+def too_deep(value: Any, limit: int) -> bool:
     """Whether JSON data nests deeper than `limit` containers (iterative: deep data cannot overflow the stack).
     It visits containers only, so a spec costs a few microseconds."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -99,7 +98,7 @@ def _check_types(data: dict[str, Any], fields: dict[str, Any], where: str) -> No
         value = data.get(key)
         if value is None:
             continue
-        if where == "status.flinkSync" and key in ("cluster", "next", "pending", "submission") and not value:
+        if where == "status.flinkSync" and key in RECORD_KEYS and not value:
             continue  # an empty record is rebuilt as no record
         kind = dict if isinstance(expected, dict) else expected
         # bool is an int in Python, not in JSON: a flag is never a number and a number never a flag.
@@ -108,9 +107,6 @@ def _check_types(data: dict[str, Any], fields: dict[str, Any], where: str) -> No
             raise StatusUnusable(f"{where}.{key}: must be {_JSON_TYPE[kind]}, not {type(value).__name__}")
         if isinstance(expected, dict):
             _check_types(value, expected, f"{where}.{key}")
-
-
-RECORD_KEYS = ("cluster", "next", "pending", "submission")
 
 
 def _usable_condition(condition: Any) -> bool:
@@ -152,12 +148,3 @@ def _without_null_objects(data: dict[str, Any], fields: dict[str, Any]) -> dict[
         if isinstance(expected, dict) and isinstance(copy.get(key), dict):
             copy[key] = _without_null_objects(copy[key], expected)
     return copy
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """A part of an observed object that should be an object; anything else reads as empty."""
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []

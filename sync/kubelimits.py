@@ -24,6 +24,17 @@ ANNOTATIONS_MAX_BYTES = 256 * 1024
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def is_object_name(name: str) -> bool:
+    """A name the API server takes for most objects (DNS-1123 subdomain)."""
+    return len(name) <= 253 and _DNS_SUBDOMAIN.match(name) is not None
+
+
+def is_namespace_name(name: str) -> bool:
+    """A namespace name (DNS-1123 label)."""
+    return len(name) <= 63 and _DNS_LABEL.match(name) is not None
 
 
 def _quantity_error(text: Any) -> str | None:
@@ -111,7 +122,7 @@ def _child_errors(child: dict[str, Any]) -> Iterable[str | None]:
     meta = child.get("metadata") or {}
     where = f"{kind} {meta.get('name')}"
     name = meta.get("name")
-    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    if not isinstance(name, str) or not is_object_name(name):
         yield f"{where}: the name is not a valid Kubernetes object name"
     yield labels_error(meta.get("labels"), f"{where}: metadata.labels")
     yield _annotations_error(meta.get("annotations"), f"{where}: metadata.annotations")

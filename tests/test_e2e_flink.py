@@ -136,7 +136,9 @@ def test_application_lifecycle_on_real_flink(bed, flink_version, counter_jar, tm
     after = read_counter(bed.runner.rest(NAME), second_job, min_last_value=before.last_value + 1)
     assert after.restored_total > 0 and after.state_total > before.state_total, "keyed state continued"
 
-    # last-state upgrade without HA: cancel, restore from the latest checkpoint, state continues.
+    # last-state upgrade without HA: cancel, restore from the latest checkpoint, state continues. (Until the job
+    # completes a checkpoint of its own, the newest snapshot is the savepoint it started from: wait for one.)
+    bed.runner.rest(NAME).wait_completed_checkpoint(second_job)
     bed.edit(lambda s: (s["job"].update(upgradeMode="last-state"), s.update(restartNonce=1)))
     bed.until("last-state upgrade", lambda b: b.running_stable() and b.job_id() not in (first_job, second_job))
     third_job = bed.job_id()

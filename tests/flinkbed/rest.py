@@ -200,6 +200,17 @@ class FlinkRest:
         latest = self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}
         return (latest.get("restored") or {}).get("external_path")
 
+    def wait_completed_checkpoint(self, job_id: str, timeout_s: float = 60.0) -> str:
+        """Poll until the job has completed a checkpoint of its own; returns its external path."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            latest = self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}
+            path = (latest.get("completed") or {}).get("external_path")
+            if path:
+                return str(path)
+            time.sleep(0.2)
+        raise FlinkRestError(f"job {job_id} completed no checkpoint within {timeout_s}s")
+
 
 def same_path(a: str | None, b: str | None) -> bool:
     """Compare two savepoint locations: Flink answers ``file:/x`` where the caller may use ``file:///x``."""

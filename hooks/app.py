@@ -289,6 +289,19 @@ class _Hooks:
                      "lifecycle": result.status.get("lifecycleState"), "quiet": _quiet(parent, result)})
         return self.handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
+    def snapshot(self, finalize: bool) -> Response:
+        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            req = self.read_json(HookRequest)
+            parent = req.parent
+            _check_parent(parent, "FlinkStateSnapshot")
+            finalizing = finalize or req.finalizing
+            with _refused():
+                result = self.sync.sync_snapshot(parent, req.related, finalizing)
+            return (result.response(finalizing), parent,
+                    {"actions": [a.kind for a in result.actions], "state": result.status.get("state"),
+                     "quiet": _quiet(parent, result)})
+        return self.handle("finalize_flinkstatesnapshot" if finalize else "sync_flinkstatesnapshot", run)
+
     def session_job(self, finalize: bool) -> Response:
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             req = self.read_json(HookRequest)
@@ -310,12 +323,27 @@ class _Hooks:
                 # Session jobs of this namespace, so a session cluster is not deleted under them.
                 return {"relatedResources": [{"apiVersion": API_VERSION, "resource": "flinksessionjobs",
                                               "labelSelector": {}}]}, req.parent, {}
+            if kind == "FlinkStateSnapshot":
+                return {"relatedResources": _snapshot_related(req.parent)}, req.parent, {}
             name = (req.parent.get("spec") or {}).get("deploymentName")
             rules = []
             if isinstance(name, str) and name:
                 rules.append({"apiVersion": API_VERSION, "resource": "flinkdeployments", "names": [name]})
             return {"relatedResources": rules}, req.parent, {}
         return self.handle("customize_" + kind.lower(), run)
+
+
+def _snapshot_related(parent: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job a FlinkStateSnapshot references, by name. A session job's cluster is named only inside the session
+    job, and customize cannot chain, so for one every FlinkDeployment of the namespace is related as well."""
+    ref = (parent.get("spec") or {}).get("jobReference")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
+        return []
+    name = ref["name"]
+    if ref.get("kind") == "FlinkSessionJob":
+        return [{"apiVersion": API_VERSION, "resource": "flinksessionjobs", "names": [name]},
+                {"apiVersion": API_VERSION, "resource": "flinkdeployments", "labelSelector": {}}]
+    return [{"apiVersion": API_VERSION, "resource": "flinkdeployments", "names": [name]}]
 
 
 @contextmanager
@@ -367,6 +395,13 @@ def _routes(app: Flask, hooks: _Hooks) -> None:
                      lambda: hooks.session_job(True), methods=["POST"])
     app.add_url_rule("/customize/flinksessionjob", "customize_flinksessionjob",
                      lambda: hooks.customize("FlinkSessionJob"), methods=["POST"])
+
+    app.add_url_rule("/sync/flinkstatesnapshot", "sync_flinkstatesnapshot",
+                     lambda: hooks.snapshot(False), methods=["POST"])
+    app.add_url_rule("/finalize/flinkstatesnapshot", "finalize_flinkstatesnapshot",
+                     lambda: hooks.snapshot(True), methods=["POST"])
+    app.add_url_rule("/customize/flinkstatesnapshot", "customize_flinkstatesnapshot",
+                     lambda: hooks.customize("FlinkStateSnapshot"), methods=["POST"])
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -13,8 +13,12 @@ Flink behaviours modelled (the real ones are pinned by the `flink`-marked tests 
   job (`GET /jobs/{id}/checkpoints`) is the last one taken while it ran (`tick`);
 * the JobManager stays up after the job ends (shutdown-on-application-finish=false).
 
+Manual checkpoints (`trigger_checkpoint`, polled with `checkpoint_status`, their path read with
+`checkpoint_path`) are kept by trigger id like savepoints; a trigger on a job that is not RUNNING fails.
+
 Fault knobs: `down` (every call is refused), `up`/`start_ticks` (a JobManager still starting),
-`fail_savepoints`, `savepoint_polls` (polls before a trigger reports its result), `stale_checkpoints` (the
+`fail_savepoints` (savepoints and manual checkpoints fail with `failure_message`), `refuse_triggers` (the trigger
+call itself is answered with an HTTP 500), `savepoint_polls` (polls before a trigger reports its result), `stale_checkpoints` (the
 checkpoint list is cached: after a stop it names a long-subsumed checkpoint), and `triggers.clear()` (the
 JobManager forgot its operations: restart, or rest.async.store-duration passed).
 
@@ -32,6 +36,7 @@ import yaml
 from sync.flinkconf import flatten
 
 from .flink_rest import (
+    CheckpointResult,
     ClusterConfig,
     FlinkDuplicateJob,
     FlinkNotFound,
@@ -68,6 +73,8 @@ class FakeFlink:
     start_ticks: int = 0
     down: bool = False
     fail_savepoints: bool = False
+    failure_message: str = "savepoint failed"
+    refuse_triggers: bool = False
     savepoint_polls: int = 0
     stale_checkpoints: bool = False
     flink_version: str = "1.20.3"
@@ -78,6 +85,9 @@ class FakeFlink:
     submissions: list[dict[str, Any]] = field(default_factory=list)
     disposed: list[str] = field(default_factory=list)
     checkpoint_triggers: list[str] = field(default_factory=list)
+    checkpoint_operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoint_paths: dict[int, str] = field(default_factory=dict)
+    target_dirs: list[str | None] = field(default_factory=list)
 
     # ------------------------------------------------------------------ the simulation's side
     def start_job(self, job_id: str, restore: str | None = None, failure: str | None = None) -> FakeJob:
@@ -138,6 +148,24 @@ class FakeFlink:
             return SavepointResult("IN_PROGRESS")
         return SavepointResult(record["state"], record.get("location"), record.get("failure"))
 
+    def checkpoint_status(self, job_id: str, trigger_id: str) -> CheckpointResult:
+        self._answer()
+        record = self.checkpoint_operations.get(trigger_id)
+        if record is None:
+            return CheckpointResult("UNKNOWN_TRIGGER")
+        if record["polls"] > 0:
+            record["polls"] -= 1
+            return CheckpointResult("IN_PROGRESS")
+        return CheckpointResult(record["state"], record.get("checkpoint_id"), record.get("failure"))
+
+    def checkpoint_path(self, job_id: str, checkpoint_id: int) -> str | None:
+        self._answer()
+        self._job(job_id)
+        if checkpoint_id not in self.checkpoint_paths:
+            raise FlinkNotFound(f"Could not find checkpointing statistics for checkpoint {checkpoint_id}.",
+                                status_code=404)
+        return self.checkpoint_paths[checkpoint_id]
+
     def latest_checkpoint_path(self, job_id: str) -> str | None:
         self._answer()
         latest = self._job(job_id).checkpoint
@@ -160,7 +188,13 @@ class FakeFlink:
     # ------------------------------------------------------------------ FlinkApi: act
     def trigger_savepoint(self, job_id: str, target_dir: str | None, format_type: str = "CANONICAL",
                           trigger_id: str | None = None) -> str:
+        self._refuse()
+        self.target_dirs.append(target_dir)
         return self._savepoint(job_id, self._operation_id(trigger_id), stop=False)
+
+    def _refuse(self) -> None:
+        if self.refuse_triggers:
+            raise FlinkRestError(self.failure_message, status_code=500)
 
     def stop_with_savepoint(self, job_id: str, target_dir: str | None, drain: bool = False,
                             format_type: str = "CANONICAL", trigger_id: str | None = None) -> str:
@@ -172,7 +206,7 @@ class FakeFlink:
             return trigger_id  # Flink answers a repeated trigger id with the first operation
         job = self.jobs.get(job_id)
         if job is None or job.state != "RUNNING" or self.fail_savepoints:
-            self.triggers[trigger_id] = {"state": "FAILED", "failure": "savepoint failed", "polls": 0}
+            self.triggers[trigger_id] = {"state": "FAILED", "failure": self.failure_message, "polls": 0}
             return trigger_id
         location = f"{self.savepoint_dir}/savepoint-{job.job_id[:6]}-{len(self.snapshots)}"
         self.snapshots[location] = job.value
@@ -198,9 +232,21 @@ class FakeFlink:
 
     def trigger_checkpoint(self, job_id: str, checkpoint_type: str = "FULL", trigger_id: str | None = None) -> str:
         self._answer()
-        self._job(job_id)
+        self._refuse()
+        job = self._job(job_id)
         trigger_id = self._operation_id(trigger_id)
+        if trigger_id in self.checkpoint_operations:
+            return trigger_id  # the same operation, as for savepoints
         self.checkpoint_triggers.append(trigger_id)
+        if job.state != "RUNNING" or self.fail_savepoints:
+            self.checkpoint_operations[trigger_id] = {"state": "FAILED", "failure": self.failure_message, "polls": 0}
+            return trigger_id
+        checkpoint_id = 1000 + len(self.checkpoint_paths)  # apart from tick()'s chk-<value> checkpoints
+        location = f"{self.checkpoint_dir}/{job.job_id}/chk-{checkpoint_id}"
+        self.snapshots[location] = job.value
+        self.checkpoint_paths[checkpoint_id] = location
+        self.checkpoint_operations[trigger_id] = {"state": "COMPLETED", "checkpoint_id": checkpoint_id,
+                                                  "polls": self.savepoint_polls}
         return trigger_id
 
     # ------------------------------------------------------------------ FlinkApi: submit a session job

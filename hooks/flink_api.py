@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .flink_rest import ClusterConfig, JobException, JobOverview, SavepointResult
+from .flink_rest import CheckpointResult, ClusterConfig, JobException, JobOverview, SavepointResult
 
 
 class FlinkApi(Protocol):
@@ -21,6 +21,10 @@ class FlinkApi(Protocol):
     def savepoint_status(self, job_id: str, trigger_id: str) -> SavepointResult: ...
 
     def latest_checkpoint_path(self, job_id: str) -> str | None: ...
+
+    def checkpoint_status(self, job_id: str, trigger_id: str) -> CheckpointResult: ...
+
+    def checkpoint_path(self, job_id: str, checkpoint_id: int) -> str | None: ...
 
     def execution_result(self, job_id: str) -> str | None: ...
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.model import Action, FlinkObservation, JobInfo, ObservationPlan, TriggerResult
+from sync.statesnapshot import SnapshotPoll, SnapshotPollPlan
 from sync.status import TERMINAL_JOB_STATES
 
 from .flink_api import FlinkApi
@@ -70,6 +71,29 @@ def _observe_details(client: FlinkApi, plan: ObservationPlan, jobs: tuple[JobInf
         found.latest = client.latest_checkpoint_path(job.job_id)
     if job is not None and job.state == "FAILED" and plan.failure_cause:
         found.failure = client.execution_result(job.job_id) or _first_exception(client, job.job_id)
+
+
+def poll_snapshot(client: FlinkApi, plan: SnapshotPollPlan) -> SnapshotPoll:
+    """A FlinkStateSnapshot's trigger, as Flink reports it. A checkpoint's path comes from its details
+    (GET /jobs/{id}/checkpoints/details/{checkpoint}); when they cannot be read it is "" (Apache does the same).
+    No answer from Flink is `unreachable`; an answer (404 included) is Flink's."""
+    try:
+        if plan.kind == "savepoint":
+            result = client.savepoint_status(plan.job_id, plan.trigger_id)
+            return SnapshotPoll(result.state, result.location, result.failure)
+        checkpoint = client.checkpoint_status(plan.job_id, plan.trigger_id)
+    except FlinkRestError as exc:
+        if exc.status_code is None:
+            return SnapshotPoll("IN_PROGRESS", unreachable=str(exc))
+        return SnapshotPoll("FAILED", failure=str(exc))
+    if checkpoint.state != "COMPLETED" or checkpoint.checkpoint_id is None:
+        return SnapshotPoll(checkpoint.state, failure=checkpoint.failure)
+    try:
+        path = client.checkpoint_path(plan.job_id, checkpoint.checkpoint_id)
+    except FlinkRestError as exc:
+        log.warning("checkpoint %s completed, its path not read: %s", checkpoint.checkpoint_id, exc)
+        path = None
+    return SnapshotPoll("COMPLETED", location=path or "")
 
 
 def _first_exception(client: FlinkApi, job_id: str) -> str | None:

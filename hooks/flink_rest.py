@@ -620,6 +620,17 @@ class FlinkRestClient(_RestCalls):
             return CheckpointResult(state="COMPLETED", checkpoint_id=checkpoint_id)
         return CheckpointResult(state="FAILED", failure=_operation_failure(operation, "checkpoint"))
 
+    def checkpoint_path(self, job_id: str, checkpoint_id: int) -> str | None:
+        """GET /jobs/{id}/checkpoints/details/{checkpoint}: the checkpoint's `external_path` (None when it is not
+        externally addressable). Flink remembers only the last `web.checkpoints.history` (10) checkpoints."""
+        job_id = _check_hex_id(job_id, "job id")
+        if not isinstance(checkpoint_id, int) or isinstance(checkpoint_id, bool) or checkpoint_id < 0:
+            raise FlinkInvalidArgument(f"checkpoint id must be a non-negative integer, got {checkpoint_id!r}")
+        endpoint = "GET /jobs/{id}/checkpoints/details/{checkpoint}"
+        data = self._json("GET", f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}", endpoint)
+        path = _obj(data).get("external_path")
+        return path if isinstance(path, str) and path and path != NOT_EXTERNALLY_ADDRESSABLE else None
+
     def checkpoints(self, job_id: str) -> CheckpointStats:
         """GET /jobs/{id}/checkpoints (cached by Flink for web.refresh-interval, 3 s by default)."""
         job_id = _check_hex_id(job_id, "job id")

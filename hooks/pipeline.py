@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sync import sessionjob
+from sync import sessionjob, statesnapshot
 from sync.deployment import plan_observation, sync_deployment
 from sync.intake import StatusUnusable
 from sync.model import Action, CoreSettings, Event, SyncResult
@@ -147,6 +147,49 @@ class Pipeline:
                                                  jar_allowlist=self.settings.jar_uri_allowlist)
         self._act("FlinkSessionJob", parent, result, flink)
         return result
+
+    def sync_snapshot(self, parent: dict[str, Any], related: dict[str, Any] | None, finalizing: bool) -> SyncResult:
+        """A FlinkStateSnapshot: resolve the job it references (related by the customize hook), poll its
+        trigger, run the core, then send the trigger or the disposal and fold a failed call into the status."""
+        meta = parent["metadata"]
+        namespace = meta.get("namespace") or "default"
+        settings = self.core_settings()
+        with _unusable_status("status: cannot continue from the recorded status"):
+            target = self._snapshot_target(parent, related, namespace, settings)
+            plan = statesnapshot.plan_poll(parent)
+        poll = None
+        if plan is not None:
+            poll = flink_io.poll_snapshot(self.ports.flink(self.settings.rest_url(plan.cluster, namespace)), plan)
+        now = self.ports.clock()
+        with _unusable_status("status: cannot continue from the recorded status"):
+            result = statesnapshot.sync_snapshot(parent, target, poll, now, finalizing=finalizing,
+                                                 progress_s=settings.progress_interval_s,
+                                                 reconcile_s=settings.stable_interval_s)
+        cluster = target.cluster if target is not None and target.cluster else (plan.cluster if plan else None)
+        if result.actions and cluster is not None:
+            flink = self.ports.flink(self.settings.rest_url(cluster, namespace))
+            for outcome in flink_io.execute(flink, result.actions):
+                if self.on_action is not None:
+                    self.on_action(outcome.action.kind, outcome.ok)
+                if outcome.ok:
+                    continue
+                if outcome.action.kind == "dispose_savepoint":
+                    statesnapshot.disposal_failed(result, outcome.message)
+                else:
+                    statesnapshot.trigger_failed(result, parent, outcome.message, now)
+        self.ports.kube.emit(parent, result.events)
+        return result
+
+    @staticmethod
+    def _snapshot_target(parent: dict[str, Any], related: dict[str, Any] | None, namespace: str,
+                         settings: CoreSettings) -> statesnapshot.SnapshotTarget | None:
+        try:
+            spec = statesnapshot.parse_snapshot_spec(parent.get("spec"))
+        except ValueError:
+            return None  # the core reports the spec error
+        return statesnapshot.resolve_target(spec, by_kind(related, "FlinkDeployment"),
+                                            by_kind(related, "FlinkSessionJob"), namespace,
+                                            settings.operator_defaults)
 
     def _act(self, kind: str, parent: dict[str, Any], result: SyncResult, flink: FlinkApi) -> None:
         """Carry out the actions, fold failures into status, emit events, tell listeners."""

@@ -78,3 +78,13 @@ def cancel_record(job_id: str, now_ms: int, purpose: str | None = None,
     if restore_mode is not None:
         record["restoreMode"] = restore_mode
     return record
+
+
+#: Every field of a FlinkStateSnapshot's `status.flinkSync` (sync/statesnapshot.py); the Apache fields beside it
+#: (`state`, `triggerId`, `path`, ...) are Apache's meaning only.
+SNAPSHOT_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
+    "triggerId": (str, "the trigger id of the next attempt, recorded one sync before the REST call that sends it"),
+    "jobId": (str, "the Flink job the snapshot is taken of (recorded with the trigger id)"),
+    "cluster": (str, "the FlinkDeployment whose REST API the trigger went to (a session job's session cluster)"),
+    "retryAt": (int, "after a failure: the next attempt is not made before this time (ms)"),
+}

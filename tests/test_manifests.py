@@ -126,7 +126,8 @@ def errors(validator: jsonschema.protocols.Validator, instance: Any) -> list[str
 
 @functools.cache
 def our_crd(kind: str) -> dict[str, Any]:
-    name = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessionjobs"}[kind]
+    name = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessionjobs",
+            "FlinkStateSnapshot": "flinkstatesnapshots"}[kind]
     return find(build("crds"), "CustomResourceDefinition", f"{name}.flink.apache.org")
 
 
@@ -158,7 +159,7 @@ def apache_examples() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted(APACHE_EXAMPLES.rglob("*.yaml")):
         for index, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if isinstance(doc, dict) and doc.get("kind") in ("FlinkDeployment", "FlinkSessionJob"):
+            if isinstance(doc, dict) and doc.get("kind") in ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot"):
                 found.append((f"{path.relative_to(APACHE_EXAMPLES)}#{index}", doc))
     return found
 
@@ -208,8 +209,10 @@ def test_install_installs_everything_once():
         ("Namespace", None, "flink-sync"),
         ("CustomResourceDefinition", None, "flinkdeployments.flink.apache.org"),
         ("CustomResourceDefinition", None, "flinksessionjobs.flink.apache.org"),
+        ("CustomResourceDefinition", None, "flinkstatesnapshots.flink.apache.org"),
         ("CompositeController", None, "flink-sync-flinkdeployment"),
         ("CompositeController", None, "flink-sync-flinksessionjob"),
+        ("CompositeController", None, "flink-sync-flinkstatesnapshot"),
         ("ServiceAccount", "flink-sync", "flink-sync-hooks"),
         ("ClusterRole", None, "flink-sync-hooks"),
         ("ClusterRoleBinding", None, "flink-sync-hooks"),
@@ -230,7 +233,8 @@ def test_install_installs_everything_once():
 
 # ---------------------------------------------------------------------------------------------- CRDs
 @pytest.mark.parametrize("kind, plural, short", [("FlinkDeployment", "flinkdeployments", "flinkdep"),
-                                                 ("FlinkSessionJob", "flinksessionjobs", "sessionjob")])
+                                                 ("FlinkSessionJob", "flinksessionjobs", "sessionjob"),
+                                                 ("FlinkStateSnapshot", "flinkstatesnapshots", "flinksnp")])
 def test_crd_names_match_apache(kind, plural, short):
     crd = our_crd(kind)
     assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
@@ -242,7 +246,7 @@ def test_crd_names_match_apache(kind, plural, short):
 
 
 def test_crds_have_the_subresources_metacontroller_and_kubectl_scale_need():
-    for kind in ("FlinkDeployment", "FlinkSessionJob"):
+    for kind in ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot"):
         assert our_crd(kind)["spec"]["versions"][0]["subresources"]["status"] == {}, kind
     scale = our_crd("FlinkDeployment")["spec"]["versions"][0]["subresources"]["scale"]
     assert scale == {"specReplicasPath": ".spec.taskManager.replicas",
@@ -251,11 +255,29 @@ def test_crds_have_the_subresources_metacontroller_and_kubectl_scale_need():
     assert "scale" not in our_crd("FlinkSessionJob")["spec"]["versions"][0]["subresources"]
 
 
-def test_no_flink_state_snapshot_crd_is_shipped():
-    for directory in KUSTOMIZATIONS:
-        for obj in build(directory):
-            assert obj["kind"] != "CustomResourceDefinition" or obj["spec"]["names"]["kind"] in \
-                ("FlinkDeployment", "FlinkSessionJob"), obj["metadata"]["name"]
+def test_the_flink_state_snapshot_crd_keeps_apaches_schema_and_columns():
+    crd = our_crd("FlinkStateSnapshot")
+    version = crd["spec"]["versions"][0]
+    assert "scale" not in version["subresources"]
+    columns = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]]
+    assert columns == [("Path", ".status.path"), ("Result Timestamp", ".status.resultTimestamp"),
+                       ("Snapshot State", ".status.state"), ("Age", ".metadata.creationTimestamp")]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    assert schema["spec"]["properties"]["savepoint"]["properties"]["formatType"]["enum"] == \
+        ["CANONICAL", "NATIVE", "UNKNOWN"]
+    status = schema["status"]
+    assert status["x-kubernetes-preserve-unknown-fields"] is True and "conditions" not in status["properties"]
+    assert status["properties"]["state"]["enum"] == ["ABANDONED", "COMPLETED", "FAILED", "IN_PROGRESS",
+                                                     "TRIGGER_PENDING"]
+    assert status["properties"]["path"]["nullable"] is True  # ABANDONED writes a null path
+
+
+def test_statuses_the_snapshot_hook_writes_survive_the_crd():
+    from tests.test_statesnapshot import SAVEPOINT, STOPPED, snapshot, step
+    statuses = [step(snapshot(SAVEPOINT)).status, step(snapshot(SAVEPOINT), target=STOPPED).status,
+                step(snapshot({"savepoint": {}})).status]
+    for status in statuses:
+        assert not errors(status_validator("FlinkStateSnapshot"), status), status
 
 
 @pytest.mark.parametrize("kind", ["FlinkDeployment", "FlinkSessionJob"])
@@ -289,13 +311,14 @@ def test_crd_status_keeps_what_the_hooks_write(kind):
 
 def test_crds_fit_in_the_client_side_apply_annotation():
     # `kubectl apply` (client-side) stores the whole object in an annotation; annotations are capped at 256 KiB.
-    for kind in ("FlinkDeployment", "FlinkSessionJob"):
+    for kind in ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot"):
         size = len(json.dumps(our_crd(kind), separators=(",", ":")))
         assert size < 240 * 1024, f"{kind} CRD is {size} bytes; `kubectl apply` would need --server-side"
 
 
 def test_crds_say_where_they_come_from():
-    for name in ("flinkdeployments.flink.apache.org.yaml", "flinksessionjobs.flink.apache.org.yaml"):
+    for name in ("flinkdeployments.flink.apache.org.yaml", "flinksessionjobs.flink.apache.org.yaml",
+                 "flinkstatesnapshots.flink.apache.org.yaml"):
         head = (ROOT / "crds" / name).read_text()[:1200]
         assert "Generated by scripts/gen_crds.py" in head and "Apache License, Version 2.0" in head, name
 
@@ -311,7 +334,7 @@ def test_our_own_examples_are_valid_for_our_crd():
     found = 0
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") in ("FlinkDeployment", "FlinkSessionJob"):
+            if isinstance(doc, dict) and doc.get("kind") in ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot"):
                 found += 1
                 problems = errors(crd_validator(doc["kind"]), doc)
                 assert not problems, f"examples/{path.name} would be rejected or pruned:\n" + "\n".join(problems)
@@ -322,6 +345,7 @@ def test_the_apache_examples_are_all_there():
     examples = apache_examples()
     kinds = [doc["kind"] for _, doc in examples]
     assert kinds.count("FlinkDeployment") >= 15 and kinds.count("FlinkSessionJob") >= 3, kinds
+    assert kinds.count("FlinkStateSnapshot") == 5, kinds
     assert (APACHE_EXAMPLES / "NOTICE").is_file()
 
 
@@ -452,7 +476,7 @@ def test_status_written_by_the_hooks_survives_our_crd(kind):
 def test_controllers_watch_our_crds_which_have_a_status_subresource():
     crds = {(c["spec"]["group"], c["spec"]["names"]["plural"]): c for c in build("crds")}
     ccs = controllers()
-    assert set(ccs) == {"flinkdeployments", "flinksessionjobs"}
+    assert set(ccs) == {"flinkdeployments", "flinksessionjobs", "flinkstatesnapshots"}
     for plural, cc in ccs.items():
         spec = cc["spec"]
         assert spec["parentResource"]["apiVersion"] == GROUP_VERSION
@@ -469,8 +493,9 @@ def test_flinkdeployment_children_are_updated_in_place():
         assert child["updateStrategy"]["method"] == "InPlace", child
 
 
-def test_flinksessionjob_has_no_children():
+def test_flinksessionjob_and_flinkstatesnapshot_have_no_children():
     assert controllers()["flinksessionjobs"]["spec"].get("childResources", []) == []
+    assert controllers()["flinkstatesnapshots"]["spec"].get("childResources", []) == []
 
 
 def test_every_child_kind_the_hooks_render_is_a_declared_child():
@@ -489,6 +514,8 @@ def test_every_child_kind_the_hooks_render_is_a_declared_child():
                           "customize": "/customize/flinkdeployment"}),
     ("flinksessionjobs", {"sync": "/sync/flinksessionjob", "finalize": "/finalize/flinksessionjob",
                           "customize": "/customize/flinksessionjob"}),
+    ("flinkstatesnapshots", {"sync": "/sync/flinkstatesnapshot", "finalize": "/finalize/flinkstatesnapshot",
+                             "customize": "/customize/flinkstatesnapshot"}),
 ])
 def test_hooks_point_at_the_hook_service(resource, hooks):
     configured = controllers()[resource]["spec"]["hooks"]

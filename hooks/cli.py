@@ -13,11 +13,14 @@ from typing import Any
 
 import yaml
 
+KINDS = ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot")
+NONE_FOUND = "no FlinkDeployment, FlinkSessionJob or FlinkStateSnapshot found"
+
 
 def _load_resources(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     docs = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
-    return [doc for doc in docs if doc.get("kind") in ("FlinkDeployment", "FlinkSessionJob")]
+    return [doc for doc in docs if doc.get("kind") in KINDS]
 
 
 def _fail(message: str) -> int:
@@ -28,7 +31,7 @@ def _fail(message: str) -> int:
 def _pick(path: str) -> dict[str, Any]:
     resources = _load_resources(path)
     if not resources:
-        raise ValueError(f"{path}: no FlinkDeployment or FlinkSessionJob found")
+        raise ValueError(f"{path}: {NONE_FOUND}")
     return resources[0]
 
 
@@ -59,6 +62,9 @@ def _first_sync(resource: dict[str, Any]) -> Any:
     from sync.sessionjob import sync_session_job
     settings = _settings()
     now = int(time.time() * 1000)
+    if resource["kind"] == "FlinkStateSnapshot":
+        from sync.statesnapshot import sync_snapshot
+        return sync_snapshot(resource, None, None, now)  # no cluster here: the job reference is not resolved
     if resource["kind"] == "FlinkDeployment":
         return sync_deployment(resource, {}, None, now, settings)
     return sync_session_job(resource, None, None, now, settings)
@@ -77,6 +83,10 @@ def _validation_error(resource: dict[str, Any]) -> str | None:
     if str((meta.get("labels") or {}).get("flink.apache.org/canary", "")).lower() == "true":
         return None  # canary resources are never validated (Apache skips them too)
     try:
+        if resource["kind"] == "FlinkStateSnapshot":
+            from sync.statesnapshot import parse_snapshot_spec
+            parse_snapshot_spec(resource.get("spec"))
+            return None
         if resource["kind"] == "FlinkDeployment":
             spec = parse_deployment_spec(resource.get("spec"))
             config = flinkconf.effective_user_config(settings.operator_defaults, namespace, spec.flinkVersion,
@@ -98,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         resources = _load_resources(args.file)
         if not resources:
-            raise ValueError(f"{args.file}: no FlinkDeployment or FlinkSessionJob found")
+            raise ValueError(f"{args.file}: {NONE_FOUND}")
         for resource in resources:
             error = _validation_error(resource)
             if error:
@@ -116,7 +126,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     try:
         resources = [_prepare(r, None) for r in _load_resources(args.file)]
         if not resources:
-            raise ValueError(f"{args.file}: no FlinkDeployment or FlinkSessionJob found")
+            raise ValueError(f"{args.file}: {NONE_FOUND}")
         bodies = []
         for resource in resources:
             error = _validation_error(resource)

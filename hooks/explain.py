@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from sync import flinkconf
+from sync import flinkconf, statesnapshot
 from sync.deployment import plan_observation, sync_deployment
 from sync.diff import classify
 from sync.model import Action, CoreSettings, FlinkObservation, SyncResult
@@ -144,6 +144,8 @@ def _header(parent: dict[str, Any], settings: CoreSettings) -> tuple[list[str], 
 
 
 def explain(resource: dict[str, Any], settings: CoreSettings) -> str:
+    if resource.get("kind") == "FlinkStateSnapshot":
+        return _explain_snapshot(resource, settings)
     if resource.get("kind") != "FlinkDeployment":
         return _explain_session_job(resource)
     meta = resource["metadata"]
@@ -212,7 +214,10 @@ def _said_of_action(action: Action) -> str:
     if action.kind == "cancel":
         return "ask Flink to cancel the job"
     if action.kind == "trigger_savepoint":
-        return "ask Flink for a savepoint"
+        where = action.params.get("target_dir")
+        return "ask Flink for a savepoint" + (f" into {where}" if where else "")
+    if action.kind == "trigger_checkpoint":
+        return f"ask Flink for a {action.params.get('checkpoint_type', 'FULL')} checkpoint"
     return f"dispose of the old savepoint {action.params['path']} (history limit)"
 
 
@@ -259,3 +264,46 @@ def _explain_session_job(resource: dict[str, Any]) -> str:
         + ("stop with a savepoint, then resubmit from it." if job.get("upgradeMode") == "savepoint"
            else "cancel, then resubmit without state."),
     ])
+
+
+SNAPSHOT_JOB_ID = "0" * 31 + "1"
+
+
+def _explain_snapshot(resource: dict[str, Any], settings: CoreSettings) -> str:
+    """The snapshot's next syncs against a simulated running job (the in-memory Flink), narrated."""
+    meta = resource["metadata"]
+    lines = [f"FlinkStateSnapshot {meta.get('namespace')}/{meta.get('name')}"]
+    try:
+        spec = statesnapshot.parse_snapshot_spec(resource.get("spec"))
+    except SpecError as exc:
+        return "\n".join(lines + [f"The spec is invalid: {exc}.", "Nothing is triggered until the spec is fixed."])
+    ref = spec.jobReference
+    if ref is not None and ref.name:
+        lines.append(f"Takes a {spec.kind_word} of {ref.kind} '{ref.name}' through the Flink REST API of "
+                     f"{'its session cluster' if ref.kind == 'FlinkSessionJob' else 'its cluster'}; if that job is not "
+                     "RUNNING the snapshot is ABANDONED. Assuming it runs:")
+    parent = copy.deepcopy(resource)
+    flink = FakeFlink(ref.name if ref and ref.name else "job", savepoint_dir="file:/savepoints")
+    flink.start_job(SNAPSHOT_JOB_ID)
+    target = statesnapshot.SnapshotTarget(ref.kind if ref and ref.kind else "FlinkDeployment",
+                                          ref.name if ref and ref.name else "job", SNAPSHOT_JOB_ID, True,
+                                          ref.name if ref and ref.name else "job", "v1_20")
+    for _ in range(6):
+        before = (parent.get("status") or {}).get("state")
+        plan = statesnapshot.plan_poll(parent)
+        poll = flink_io.poll_snapshot(flink, plan) if plan else None
+        result = statesnapshot.sync_snapshot(parent, target, poll, 0, progress_s=settings.progress_interval_s)
+        flink_io.execute(flink, result.actions)
+        lines.extend("  " + _said_of_action(action) for action in result.actions)
+        if result.status.get("state") != before:
+            path = result.status.get("path")
+            lines.append(f"  state {result.status.get('state')}" + (f" (path {path})" if path else ""))
+        parent["status"] = result.status
+        if result.status.get("state") in statesnapshot.TERMINAL_STATES:
+            break
+    if spec.savepoint is not None and spec.savepoint.disposeOnDelete and ref is not None and ref.name:
+        lines.append("Deleting it disposes of the savepoint through Flink while the job runs (otherwise the data "
+                     "stays, and an Event says so).")
+    else:
+        lines.append("Deleting it leaves the data where it is.")
+    return "\n".join(lines)

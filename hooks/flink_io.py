@@ -106,6 +106,8 @@ class ActionOutcome:
     action: Action
     ok: bool
     message: str = ""
+    # No HTTP answer (timeout, connection reset): Flink may or may not have acted on the call.
+    unanswered: bool = False
 
 
 def execute(client: FlinkApi, actions: list[Action], side_effects: SideEffect | None = None,
@@ -114,13 +116,14 @@ def execute(client: FlinkApi, actions: list[Action], side_effects: SideEffect | 
     `submit_job` needs a `submitter`; `delete_ha_data` goes to `side_effects` (skipped without one)."""
     outcomes: list[ActionOutcome] = []
     for action in actions:
+        unanswered = False
         try:
             message = _execute_one(client, action, side_effects, submitter)
         except FlinkRestError as exc:
-            message = str(exc)
+            message, unanswered = str(exc), exc.status_code is None
         if message is not None:
             log.warning("action %s failed: %s", action.kind, message)
-        outcomes.append(ActionOutcome(action, message is None, message or ""))
+        outcomes.append(ActionOutcome(action, message is None, message or "", unanswered))
     return outcomes
 
 

@@ -171,7 +171,9 @@ class Pipeline:
             for outcome in flink_io.execute(flink, result.actions):
                 if self.on_action is not None:
                     self.on_action(outcome.action.kind, outcome.ok)
-                if outcome.ok:
+                if outcome.ok or outcome.unanswered and outcome.action.kind != "dispose_savepoint":
+                    # A trigger without an answer may have reached Flink: the snapshot stays IN_PROGRESS and the
+                    # poll tells (an unknown trigger id is then a failure, as Apache counts it).
                     continue
                 if outcome.action.kind == "dispose_savepoint":
                     statesnapshot.disposal_failed(result, outcome.message)

@@ -294,8 +294,9 @@ class Up:
                                            *[a for c in controllers for a in ("--controller", c)],
                                            "--service-url", f"flink-sync-hooks.flink-sync:80=http://{LOCALHOST}:{ports['hooks']}"],
                         env={"PYTHONPATH": str(ROOT)})
-        self.wait("metacontroller stand-in", lambda: "started flink-sync-flinksessionjob" in
-                  (self.logs / "metacontroller.log").read_text(), 60, mc)
+        names = [yaml.safe_load(Path(c).read_text())["metadata"]["name"] for c in controllers]
+        self.wait("metacontroller stand-in", lambda: all(f"started {name}:" in (self.logs / "metacontroller.log").read_text()
+                                                         for name in names), 60, mc)
 
         kubectl = kubectl_path()
         (self.state / "env").write_text(
@@ -312,13 +313,13 @@ class Up:
     def install(self, kube: Kube) -> None:
         kubectl = kubectl_path()
         env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig")}
-        subprocess.run([kubectl, "apply", "-f", str(ROOT / "crds/flinkdeployments.flink.apache.org.yaml"),
-                        "-f", str(ROOT / "crds/flinksessionjobs.flink.apache.org.yaml")], check=True, env=env,
+        crd_files = sorted(p for p in (ROOT / "crds").glob("*.flink.apache.org.yaml"))
+        subprocess.run([kubectl, "apply", *[a for p in crd_files for a in ("-f", str(p))]], check=True, env=env,
                        timeout=120, stdout=subprocess.DEVNULL)
         crd_res = kube.resource("apiextensions.k8s.io/v1", "customresourcedefinitions")
 
         def established() -> bool:
-            for name in ("flinkdeployments.flink.apache.org", "flinksessionjobs.flink.apache.org"):
+            for name in (p.name.removesuffix(".yaml") for p in crd_files):
                 crd = kube.get(crd_res, None, name) or {}
                 if not any(c["type"] == "Established" and c["status"] == "True"
                            for c in (crd.get("status") or {}).get("conditions") or []):

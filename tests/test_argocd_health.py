@@ -240,4 +240,50 @@ def test_session_job_with_a_refused_jar_is_degraded_and_names_the_field():
 def test_documented_script_is_the_deployed_script():
     doc = (ROOT / "docs" / "argocd-health.md").read_text()
     blocks = re.findall(r"```lua\n(.*?)```", doc, flags=re.S)
-    assert blocks == [SCRIPT]
+    assert blocks == [SCRIPT, (ROOT / "deploy" / "argocd" / "snapshot-health.lua").read_text()]
+
+
+# ---------------------------------------------------------------- FlinkStateSnapshot
+SNAPSHOT_SCRIPT = (ROOT / "deploy" / "argocd" / "snapshot-health.lua").read_text()
+
+
+def snapshot_health(obj: dict[str, Any]) -> dict[str, str]:
+    lua = _runtime()
+    lua.globals().obj = _to_lua(lua, obj)
+    result = lua.execute(SNAPSHOT_SCRIPT)
+    return {"status": result["status"], "message": result["message"]}
+
+
+def test_snapshot_health_follows_the_states_the_core_writes():
+    from sync.statesnapshot import SnapshotPoll
+
+    from .test_statesnapshot import SAVEPOINT, STOPPED, snapshot, step
+    parent = snapshot({**SAVEPOINT, "backoffLimit": 1})
+    assert snapshot_health(parent) == {"status": "Progressing", "message": "Waiting for flink-sync to sync the snapshot"}
+    step(parent)
+    step(parent)
+    assert snapshot_health(parent) == {"status": "Progressing", "message": "IN_PROGRESS"}
+    step(parent, poll=SnapshotPoll("FAILED", failure="IOException: disk full"))
+    got = snapshot_health(parent)
+    assert got["status"] == "Progressing" and "Retrying after 1 failure(s)" in got["message"]
+    assert "disk full" in got["message"]
+    done = copy.deepcopy(parent)
+    step(done, now=NOW_MS + 20_000)
+    step(done, now=NOW_MS + 20_000)
+    step(done, poll=SnapshotPoll("COMPLETED", location="file:/sp/savepoint-1"), now=NOW_MS + 21_000)
+    assert snapshot_health(done) == {"status": "Healthy", "message": "COMPLETED: file:/sp/savepoint-1"}
+    step(parent, now=NOW_MS + 20_000)
+    step(parent, now=NOW_MS + 20_000)
+    step(parent, poll=SnapshotPoll("FAILED", failure="IOException: disk full"), now=NOW_MS + 21_000)
+    assert snapshot_health(parent) == {"status": "Degraded", "message": "IOException: disk full"}
+    abandoned = snapshot(SAVEPOINT)
+    step(abandoned, target=STOPPED)
+    got = snapshot_health(abandoned)
+    assert got["status"] == "Degraded" and "is not running" in got["message"]
+    invalid = snapshot({"savepoint": {}})
+    step(invalid)
+    got = snapshot_health(invalid)
+    assert got["status"] == "Degraded" and got["message"].startswith("spec.jobReference:")
+    deleting = copy.deepcopy(done)
+    deleting["metadata"]["deletionTimestamp"] = "2025-11-24T16:00:00Z"
+    assert snapshot_health(deleting)["status"] == "Progressing"

@@ -78,3 +78,34 @@ def test_explain_a_savepoint_upgrade(tmp_path):
 def test_explain_first_deploy():
     out = run("explain", "-f", str(EXAMPLES / "basic.yaml"))
     assert out.returncode == 0 and "create the cluster" in out.stdout
+
+
+SNAPSHOTS = Path(__file__).resolve().parent / "data" / "apache-examples" / "snapshot"
+
+
+def test_the_apache_snapshot_examples_validate_render_and_explain():
+    for path in sorted(SNAPSHOTS.glob("*.yaml")):
+        out = run("validate", "-f", str(path))
+        assert out.returncode == 0 and "FlinkStateSnapshot" in out.stdout and "valid" in out.stdout, out.stderr
+        rendered = run("render", "-f", str(path))
+        assert rendered.returncode == 0, rendered.stderr
+        bodies = json.loads(rendered.stdout)
+        for body in bodies if isinstance(bodies, list) else [bodies]:
+            assert set(body) >= {"status", "children"}
+        explained = run("explain", "-f", str(path))
+        assert explained.returncode == 0 and "FlinkStateSnapshot" in explained.stdout, explained.stderr
+    out = run("explain", "-f", str(SNAPSHOTS / "checkpoint.yaml")).stdout
+    assert "ask Flink for a FULL checkpoint" in out and "state COMPLETED" in out and "leaves the data" in out
+    already = json.loads(run("render", "-f", str(SNAPSHOTS / "savepoint-already-exists.yaml")).stdout)
+    assert already["children"] == [] and already["status"]["state"] == "COMPLETED"
+
+
+def test_an_invalid_snapshot_names_the_field(tmp_path):
+    path = tmp_path / "snap.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkStateSnapshot",
+                                    "metadata": {"name": "s"},
+                                    "spec": {"jobReference": {"kind": "FlinkDeployment", "name": "x"},
+                                             "savepoint": {"formatType": "UNKNOWN"}}}))
+    for command in ("validate", "render"):
+        out = run(command, "-f", str(path))
+        assert out.returncode == 2 and "spec.savepoint.formatType" in out.stderr and "Traceback" not in out.stderr

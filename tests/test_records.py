@@ -32,3 +32,16 @@ def test_the_core_writes_no_undocumented_flinksync_field():
         written |= set(re.findall(r'internal\["([A-Za-z]+)"\]\s*=', source.read_text()))
         written |= set(re.findall(r'internal\.setdefault\("([A-Za-z]+)"', source.read_text()))
     assert written <= set(FLINK_SYNC_FIELDS), written - set(FLINK_SYNC_FIELDS)
+
+
+def test_the_snapshot_records_are_documented_and_nothing_else():
+    from sync.records import SNAPSHOT_SYNC_FIELDS
+    text = DOC.read_text()
+    block = text.split("<!-- snapshot-records:start -->", 1)[1].split("<!-- snapshot-records:end -->", 1)[0]
+    documented = re.findall(r"^\| `([A-Za-z]+)` \| (\w+) \| (.+) \|$", block, flags=re.M)
+    names = {str: "string", int: "integer", bool: "boolean"}
+    assert documented == [(key, names[kind], meaning) for key, (kind, meaning) in SNAPSHOT_SYNC_FIELDS.items()]
+    source = (DOC.parent.parent / "sync" / "statesnapshot.py").read_text()
+    written = set(re.findall(r'"(triggerId|jobId|cluster|retryAt|[a-z][A-Za-z]+)": ', source.split("def trigger(")[1]
+                             .split("def in_progress")[0])) & {"triggerId", "jobId", "cluster", "retryAt"}
+    assert written <= set(SNAPSHOT_SYNC_FIELDS)

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIND ?= 127.0.0.1:8080
+# `make test` runs the suite on this many pytest-xdist workers, one test file per worker at a time (a file's tests
+# keep their order and module fixtures; each worker that reaches a sandbox test starts its own sandbox).
+TEST_WORKERS ?= 2
 # Flink jars are large (about 230 MB and 330 MB): cache them outside the clone.
 export FLINK_SYNC_CACHE ?= $(HOME)/.cache/flink-sync
 
@@ -27,7 +30,7 @@ test: setup
 	scripts/ensure-kubectl.sh
 	$(PY) scripts/fetch_flink.py --all
 	scripts/sandbox/build-control-plane.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # ruff (rule set in pyproject.toml), mypy (strict on sync/), and the core's import contract.
 lint: setup

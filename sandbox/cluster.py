@@ -30,7 +30,7 @@ from .kube import ApiError, Kube
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("SANDBOX_DIR", ROOT / ".sandbox"))
 CACHE = Path(os.environ.get("FLINK_SYNC_CACHE", Path.home() / ".cache" / "flink-sync")).expanduser()
-K8S_BIN = CACHE / "k8s-1.20.2" / "bin"
+K8S_BIN = CACHE / "k8s-1.20.2" / "bin-providerless"  # scripts/sandbox/build-control-plane.sh
 LOCALHOST = "127.0.0.1"
 EXAMPLE_JAR = Path(os.environ.get("SANDBOX_EXAMPLE_JAR", "/opt/flink/usrlib/flink-sync-sandbox-counter.jar"))
 # 1.20 has no policy/v1 PodDisruptionBudget and no autoscaling/v2 HPA; the hook server runs as a local process,

@@ -139,6 +139,10 @@ def run_gunicorn(load_app: Callable[[], Any], bind: str, workers: int | None = N
                         "errorlog", "loglevel", "max_requests", "max_requests_jitter"):
                 self.cfg.set(key, getattr(gunicorn_conf, key))
             self.cfg.set("bind", [bind])
+            # gunicorn >= 24 opens a control socket at one fixed path in $HOME by default: nothing here uses it,
+            # two servers of one user would take it from each other, and the pod's root filesystem is read-only.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
             if certfile:
                 self.cfg.set("certfile", certfile)
                 if keyfile:

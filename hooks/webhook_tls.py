@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -67,7 +68,8 @@ def issue(names: tuple[str, ...], now: datetime, days: int) -> dict[str, bytes]:
     `days` from `now`: {"tls.crt", "tls.key", "ca.crt"} as PEM."""
     start, end = now - timedelta(minutes=5), now + timedelta(days=days)  # 5 min of clock skew
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(f"flink-sync webhook CA {now:%Y-%m-%dT%H:%M:%S}")
+    # A name of its own per CA: during a rotation the bundle holds two, and TLS finds a CA by its name.
+    ca_name = _name(f"flink-sync webhook CA {now:%Y-%m-%d} {os.urandom(6).hex()}")
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -110,9 +112,17 @@ def renewal_reason(data: dict[str, bytes] | None, names: tuple[str, ...], now: d
     missing = [name for name in names if name not in have]
     if missing:
         return f"the certificate does not name {', '.join(missing)}"
-    if not any(ca.subject == cert.issuer for ca in cas):
+    if not any(_issued_by(cert, ca) for ca in cas):
         return "ca.crt does not hold the certificate's CA"
     return None
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def with_previous_cas(new: dict[str, bytes], old: dict[str, bytes] | None, now: datetime) -> dict[str, bytes]:

@@ -12,7 +12,6 @@ import signal
 import socket
 import ssl
 import subprocess
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -82,8 +81,9 @@ def test_a_valid_resource_passes(sandbox: Sandbox):
 
 
 def test_the_certificate_rotates_and_the_api_server_keeps_trusting_the_webhook(sandbox: Sandbox):
-    """Another keeper (as a second replica would) finds the stored certificate close to its end and replaces
-    it; the running server picks the new one up without a restart, and caBundle holds old and new CA."""
+    """Another keeper (as a replica with one more Service name would) finds that the stored certificate does not
+    name it and replaces it; the running server picks the new one up without a restart, and caBundle holds the
+    old and the new CA. (Renewal by age is the same path; its clock cannot be moved for the API server.)"""
     from kubernetes import config
 
     from hooks.settings import WebhookSettings
@@ -92,8 +92,8 @@ def test_the_certificate_rotates_and_the_api_server_keeps_trusting_the_webhook(s
     before = _secret_certificate(sandbox)
     assert _served_certificate(_admission_port(sandbox)) == before
     api = config.new_client_from_config(str(sandbox.state / "kubeconfig"))
-    settings = WebhookSettings(namespace="flink-sync", extra_sans=("127.0.0.1",))
-    keeper = CertKeeper(settings, sandbox.state, now=lambda: datetime.now(UTC) + timedelta(days=340), api_client=api)
+    settings = WebhookSettings(namespace="flink-sync", extra_sans=("127.0.0.1", "flink-sync-webhook.example"))
+    keeper = CertKeeper(settings, sandbox.state, api_client=api)
     keeper.sync_once()
     after = _secret_certificate(sandbox)
     assert after != before

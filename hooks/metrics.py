@@ -22,8 +22,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Set by the server in the master before the workers fork; a directory it created itself and may remove.
-OWNED_ENV = "FLINK_SYNC_METRICS_DIR_OWNED"
+# The directory this process created (in the gunicorn master, before the workers fork); only it is removed.
+_owned_dir: str | None = None
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "prepare_multiprocess_dir", "remove_multiprocess_dir", "worker_exited"]
 
@@ -31,9 +31,10 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "prepare_multiprocess_dir", "remove
 def prepare_multiprocess_dir(parent: str | None = None) -> str:
     """Create the server's metrics directory and point prometheus_client at it (before any metric exists).
     `parent` defaults to the temporary directory (an emptyDir in the hook pod)."""
+    global _owned_dir
     path = tempfile.mkdtemp(prefix="flink-sync-metrics-", dir=parent)
     os.environ[MULTIPROC_ENV] = path
-    os.environ[OWNED_ENV] = path
+    _owned_dir = path
     # prometheus_client picks the multi-process value class when it is first imported; it may have been
     # imported already (the CLI's own imports), so choose again. Metrics created afterwards use it.
     values.ValueClass = values.get_value_class()
@@ -42,9 +43,8 @@ def prepare_multiprocess_dir(parent: str | None = None) -> str:
 
 def remove_multiprocess_dir() -> None:
     """At server exit: remove the directory this server created (never one it was handed)."""
-    path = os.environ.get(OWNED_ENV)
-    if path and os.environ.get(MULTIPROC_ENV) == path:
-        shutil.rmtree(path, ignore_errors=True)
+    if _owned_dir and os.environ.get(MULTIPROC_ENV) == _owned_dir:
+        shutil.rmtree(_owned_dir, ignore_errors=True)
 
 
 def worker_exited(pid: int) -> None:

@@ -23,13 +23,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     orjson = None  # type: ignore[assignment]
 
 from flask import Flask, Response, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sync.kubelimits import is_namespace_name, is_object_name
 from sync.model import CoreSettings, SyncResult
 
 from . import plugins
+from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .pipeline import Clock, FlinkFactory, KubeEffects, Pipeline, Unusable, server_ports
 from .settings import OperatorDefaults, Settings
 from .submit import JarFetcher
@@ -84,45 +84,6 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("flink_sync_hook_requests_total", "Hook requests", ["hook", "outcome"],
-                                registry=self.registry)
-        self.latency = Histogram("flink_sync_hook_duration_seconds", "Hook latency", ["hook"], registry=self.registry,
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.rest_calls = Counter("flink_sync_flink_rest_calls_total", "Flink REST calls", ["endpoint", "outcome"],
-                                  registry=self.registry)
-        self.rest_latency = Histogram("flink_sync_flink_rest_duration_seconds", "Flink REST latency", ["endpoint"],
-                                      registry=self.registry)
-        self.actions = Counter("flink_sync_actions_total", "Actions carried out", ["kind", "outcome"],
-                               registry=self.registry)
-
-        # prometheus_client's labels() takes a lock and validates the labels on every call; the label sets
-        # here are few and fixed, so each labelled child is looked up once and kept.
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children.setdefault(key, metric.labels(*labels))
-        return child
-
-    def on_request(self, hook: str, outcome: str, seconds: float) -> None:
-        self._child(self.requests, hook, outcome).inc()
-        self._child(self.latency, hook).observe(seconds)
-
-    def on_rest_call(self, endpoint: str, seconds: float, outcome: str) -> None:
-        self._child(self.rest_calls, endpoint, outcome).inc()
-        self._child(self.rest_latency, endpoint).observe(seconds)
-
-    def on_action(self, kind: str, ok: bool) -> None:
-        self._child(self.actions, kind, "ok" if ok else "failed").inc()
-
-
 
 
 def _check_string_map(meta: dict[str, Any], key: str) -> None:
@@ -409,7 +370,7 @@ def _routes(app: Flask, hooks: _Hooks) -> None:
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        return Response(generate_latest(hooks.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(hooks.metrics.scrape(), mimetype=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> Response:

@@ -71,36 +71,9 @@ def _first_sync(resource: dict[str, Any]) -> Any:
 
 
 def _validation_error(resource: dict[str, Any]) -> str | None:
-    from sync import flinkconf
-    from sync.jaruri import check_jar_uri
-    from sync.spec import SpecError, parse_deployment_spec, parse_session_job_spec
-    from sync.validation import validate_deployment, validate_session_job
-
     from .settings import Settings
-    settings = _settings()
-    meta = resource.get("metadata") or {}
-    namespace = meta.get("namespace") or "default"
-    if str((meta.get("labels") or {}).get("flink.apache.org/canary", "")).lower() == "true":
-        return None  # canary resources are never validated (Apache skips them too)
-    try:
-        if resource["kind"] == "FlinkStateSnapshot":
-            from sync.statesnapshot import parse_snapshot_spec
-            parse_snapshot_spec(resource.get("spec"))
-            return None
-        if resource["kind"] == "FlinkDeployment":
-            spec = parse_deployment_spec(resource.get("spec"))
-            config = flinkconf.effective_user_config(settings.operator_defaults, namespace, spec.flinkVersion,
-                                                     spec.flinkConfiguration)
-            return validate_deployment(meta.get("name"), spec, config, extra=settings.validators, resource=resource)
-        job_spec = parse_session_job_spec(resource.get("spec"))
-        config = flinkconf.effective_user_config(settings.operator_defaults, namespace, None,
-                                                 job_spec.flinkConfiguration)
-        error = validate_session_job(meta.get("name"), job_spec, config, extra=settings.validators, resource=resource)
-        if error is None and job_spec.job is not None and job_spec.job.jarURI:
-            error = check_jar_uri(job_spec.job.jarURI, Settings.from_env().jar_uri_allowlist)
-        return error
-    except SpecError as exc:
-        return str(exc)
+    from .validation import ValidationContext, validation_error
+    return validation_error(resource, ValidationContext(_settings(), Settings.from_env().jar_uri_allowlist))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -157,9 +130,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def run_gunicorn(load_app: Callable[[], Any], bind: str, workers: int | None = None, threads: int | None = None,
-                 certfile: str | None = None, keyfile: str | None = None) -> None:
+                 certfile: str | None = None, keyfile: str | None = None,
+                 server_hooks: dict[str, Callable[..., Any]] | None = None) -> None:
     """Serve a WSGI app with the settings of hooks/gunicorn_conf.py (worker class, timeouts, keep-alive …);
-    `flink-sync serve` and the benchmark's echo app both run this way."""
+    `flink-sync serve`, `flink-sync admission` and the benchmark's echo app all run this way. A `certfile`
+    alone holds key and certificate. `server_hooks` are gunicorn server hooks (child_exit, on_exit, …)."""
     from gunicorn.app.base import BaseApplication
 
     from . import gunicorn_conf
@@ -170,13 +145,20 @@ def run_gunicorn(load_app: Callable[[], Any], bind: str, workers: int | None = N
                         "errorlog", "loglevel", "max_requests", "max_requests_jitter"):
                 self.cfg.set(key, getattr(gunicorn_conf, key))
             self.cfg.set("bind", [bind])
-            if certfile and keyfile:
+            # gunicorn >= 24 opens a control socket at one fixed path in $HOME by default: nothing here uses it,
+            # two servers of one user would take it from each other, and the pod's root filesystem is read-only.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
+            if certfile:
                 self.cfg.set("certfile", certfile)
-                self.cfg.set("keyfile", keyfile)
+                if keyfile:
+                    self.cfg.set("keyfile", keyfile)
             if workers:
                 self.cfg.set("workers", workers)
             if threads:
                 self.cfg.set("threads", threads)
+            for name, hook in (server_hooks or {}).items():
+                self.cfg.set(name, hook)
 
         def load(self) -> Any:
             return load_app()
@@ -184,15 +166,76 @@ def run_gunicorn(load_app: Callable[[], Any], bind: str, workers: int | None = N
     Server().run()
 
 
+def _metrics_hooks() -> dict[str, Callable[..., Any]]:
+    """Metrics across gunicorn workers (hooks/metrics.py): a fresh directory now, in the master, before any
+    worker forks; a worker's exit marked; the directory removed when the server stops."""
+    from . import metrics
+    metrics.prepare_multiprocess_dir()
+    return {"child_exit": lambda _server, worker: metrics.worker_exited(worker.pid),
+            "on_exit": lambda _server: metrics.remove_multiprocess_dir()}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO").upper(), format="%(message)s")
+    hooks = _metrics_hooks()
     from .app import create_app
 
-    logging.basicConfig(level=os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO").upper(), format="%(message)s")
     # Optional TLS between Metacontroller and the hooks (point the CompositeController's webhook.caBundle at
     # the issuing CA).
     run_gunicorn(create_app, args.bind, args.workers, args.threads,
                  certfile=args.certfile or os.environ.get("FLINK_SYNC_TLS_CERT_FILE"),
-                 keyfile=args.keyfile or os.environ.get("FLINK_SYNC_TLS_KEY_FILE"))
+                 keyfile=args.keyfile or os.environ.get("FLINK_SYNC_TLS_KEY_FILE"), server_hooks=hooks)
+    return 0
+
+
+def _first_certificate(keeper: Any, deadline_s: float = 300.0) -> None:
+    """The serving certificate must exist before gunicorn listens; the API server may still be starting."""
+    started = time.monotonic()
+    while True:
+        try:
+            keeper.sync_once()
+            return
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            if time.monotonic() - started > deadline_s:
+                raise SystemExit(f"admission webhook: no certificate after {deadline_s:.0f}s: {exc}") from None
+            logging.getLogger("flink_sync.admission").warning("webhook certificate not ready: %s", exc)
+            time.sleep(3)
+
+
+def cmd_admission(args: argparse.Namespace) -> int:
+    """The validating admission webhook (hooks/admission.py) over HTTPS with a self-managed certificate."""
+    import shutil
+    import tempfile
+
+    logging.basicConfig(level=os.environ.get("FLINK_SYNC_LOG_LEVEL", "INFO").upper(), format="%(message)s")
+    hooks = _metrics_hooks()
+    from .admission import create_admission_app
+    from .settings import Settings, WebhookSettings
+    from .webhook_tls import CertKeeper
+
+    settings, webhook = Settings.from_env(), WebhookSettings.from_env()
+    directory = Path(tempfile.mkdtemp(prefix="flink-sync-webhook-"))
+    keeper = CertKeeper(webhook, directory)
+    _first_certificate(keeper)
+
+    def load_app() -> Any:
+        from sync.model import CoreSettings
+
+        from .plugins import load_validators
+        from .settings import OperatorDefaults
+        from .validation import ValidationContext
+        defaults, validators = OperatorDefaults(settings.defaults_file), load_validators()
+        # The defaults file is re-read when it changes, as the syncs read it.
+        return create_admission_app(lambda: ValidationContext(
+            CoreSettings(operator_defaults=defaults.current(), validators=validators), settings.jar_uri_allowlist),
+            settings.max_request_bytes)
+
+    def stop(server: Any) -> None:
+        hooks["on_exit"](server)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    run_gunicorn(load_app, args.bind, args.workers, args.threads, certfile=str(keeper.serving_file),
+                 server_hooks={**hooks, "when_ready": lambda _server: keeper.start(), "on_exit": stop})
     return 0
 
 
@@ -206,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--certfile", help="serve HTTPS with this certificate (or FLINK_SYNC_TLS_CERT_FILE)")
     serve.add_argument("--keyfile", help="the certificate's private key (or FLINK_SYNC_TLS_KEY_FILE)")
     serve.set_defaults(func=cmd_serve)
+    admission = sub.add_parser("admission", help="run the validating admission webhook (HTTPS, self-managed certificate)")
+    admission.add_argument("--bind", default=os.environ.get("FLINK_SYNC_ADMISSION_BIND", "127.0.0.1:8443"))
+    admission.add_argument("--workers", type=int, default=1)
+    admission.add_argument("--threads", type=int, default=None)
+    admission.set_defaults(func=cmd_admission)
     render = sub.add_parser("render", help="print the first sync response for a CR")
     render.add_argument("-f", "--file", required=True)
     render.add_argument("--format", choices=("json", "yaml"), default="json")

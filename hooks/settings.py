@@ -86,6 +86,52 @@ class Settings:
         return self.rest_url_template.format(name=name, namespace=namespace).rstrip("/")
 
 
+def _pod_namespace(env: Mapping[str, str]) -> str:
+    """The namespace the server runs in: FLINK_SYNC_WEBHOOK_NAMESPACE, the pod's ServiceAccount namespace file,
+    or flink-sync (the install's namespace)."""
+    if env.get("FLINK_SYNC_WEBHOOK_NAMESPACE"):
+        return env["FLINK_SYNC_WEBHOOK_NAMESPACE"]
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE_FILE).read_text().strip() or "flink-sync"
+    except OSError:
+        return "flink-sync"
+
+
+SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The admission webhook's certificate (`flink-sync admission`, hooks/webhook_tls.py)."""
+    namespace: str = "flink-sync"
+    secret_name: str = "flink-sync-webhook-tls"
+    configuration_name: str = "flink-sync"
+    service_name: str = "flink-sync-hooks"
+    extra_sans: tuple[str, ...] = ()
+    cert_days: int = 365
+    renew_days: int = 30
+    check_interval_s: float = 600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
+        env = os.environ if env is None else env
+        settings = cls(
+            namespace=_pod_namespace(env),
+            secret_name=env.get("FLINK_SYNC_WEBHOOK_SECRET", cls.secret_name),
+            configuration_name=env.get("FLINK_SYNC_WEBHOOK_CONFIGURATION", cls.configuration_name),
+            service_name=env.get("FLINK_SYNC_WEBHOOK_SERVICE", cls.service_name),
+            extra_sans=tuple(n.strip() for n in env.get("FLINK_SYNC_WEBHOOK_EXTRA_SANS", "").split(",") if n.strip()),
+            cert_days=_int(env, "FLINK_SYNC_WEBHOOK_CERT_DAYS", cls.cert_days),
+            renew_days=_int(env, "FLINK_SYNC_WEBHOOK_RENEW_DAYS", cls.renew_days),
+            check_interval_s=_float(env, "FLINK_SYNC_WEBHOOK_CHECK_INTERVAL", cls.check_interval_s),
+        )
+        if not 0 < settings.renew_days < settings.cert_days:
+            raise SystemExit("FLINK_SYNC_WEBHOOK_RENEW_DAYS: must be above 0 and below FLINK_SYNC_WEBHOOK_CERT_DAYS")
+        if settings.check_interval_s <= 0:
+            raise SystemExit("FLINK_SYNC_WEBHOOK_CHECK_INTERVAL: must be above 0")
+        return settings
+
+
 class OperatorDefaults:
     """The operator default configuration: built-in defaults overlaid by a mounted YAML file (flat or nested
     keys, `kubernetes.operator.default-configuration.{namespace,flink-version}.*` included). The file is

@@ -33,10 +33,20 @@ CACHE = Path(os.environ.get("FLINK_SYNC_CACHE", Path.home() / ".cache" / "flink-
 K8S_BIN = CACHE / "k8s-1.20.2" / "bin-providerless"  # scripts/sandbox/build-control-plane.sh
 LOCALHOST = "127.0.0.1"
 EXAMPLE_JAR = Path(os.environ.get("SANDBOX_EXAMPLE_JAR", "/opt/flink/usrlib/flink-sync-sandbox-counter.jar"))
+METACONTROLLER_CRD = ROOT / "tests" / "schemas" / "metacontroller-crds-v1.yaml"
 # 1.20 has no policy/v1 PodDisruptionBudget and no autoscaling/v2 HPA; the hook server runs as a local process,
 # not as the Deployment (whose image the sandbox node cannot run), so its Deployment and Service are left out.
 SKIPPED_KINDS = {("policy/v1", "PodDisruptionBudget"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
                  ("apps/v1", "Deployment"), ("v1", "Service")}
+
+
+def route_webhook_to_local_server(config: dict[str, Any], port: int) -> None:
+    """The API server reaches a webhook Service through its cluster IP or DNS name, neither of which exists here
+    (no kube-proxy, no DNS), and Endpoints may not hold 127.0.0.1; so the sandbox points the webhook at the local
+    admission server by URL, as the Metacontroller stand-in maps the hooks' Service to the local hook server."""
+    for webhook in config["webhooks"]:
+        path = webhook["clientConfig"].pop("service").get("path", "/")
+        webhook["clientConfig"]["url"] = f"https://{LOCALHOST}:{port}{path}"
 
 
 def say(msg: str) -> None:
@@ -215,7 +225,7 @@ class Up:
         (self.state / "pids").write_text("")
         tokens = self.pki()
         ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port(), "hooks": free_port(),
-                 "jars": free_port()}
+                 "jars": free_port(), "admission": free_port()}
         (self.state / "ports.json").write_text(json.dumps(ports, indent=1))
         pki = self.state / "pki"
 
@@ -255,7 +265,7 @@ class Up:
             "--service-account-private-key-file", str(pki / "sa.key"), "--use-service-account-credentials=false",
             "--concurrent-deployment-syncs", "5", "--concurrent-gc-syncs", "5"])
 
-        self.install(kube)
+        self.install(kube, ports["admission"])
         hooks_token = self.service_account_token(kube, "flink-sync", "flink-sync-hooks")
         self.kubeconfig(self.state / "hooks.kubeconfig", server, hooks_token, "flink-sync-hooks", "flink-sync")
 
@@ -288,6 +298,8 @@ class Up:
                                      "--workers", "2"], env=hooks_env)
         self.wait("hook server", lambda: requests.get(f"http://{LOCALHOST}:{ports['hooks']}/healthz", timeout=2).ok, 60, hooks)
 
+        self.admission(kube, hooks_env, ports["admission"])
+
         controllers = sorted(str(p) for p in (ROOT / "metacontroller").glob("*.yaml") if p.name != "kustomization.yaml")
         mc = self.spawn("metacontroller", [sys.executable, "-m", "sandbox.metacontroller", "--kubeconfig",
                                            str(self.state / "kubeconfig"),
@@ -310,29 +322,34 @@ class Up:
         self.print_usage(ports, proxy_port)
         return 0
 
-    def install(self, kube: Kube) -> None:
+    def install(self, kube: Kube, admission_port: int) -> None:
+        """What `kubectl apply -k crds`, `kubectl apply -k manifests/install-with-webhook` and `kubectl apply -k
+        manifests/flink-rbac` install, less what 1.20 or the sandbox cannot run (SKIPPED_KINDS). Metacontroller's
+        own CompositeController CRD (v4.17.2, tests/schemas) is installed too, so the CompositeControllers are real
+        objects checked by the API server (the stand-in still reads them from metacontroller/*.yaml)."""
         kubectl = kubectl_path()
         env = {**os.environ, "KUBECONFIG": str(self.state / "kubeconfig")}
-        crd_files = sorted(p for p in (ROOT / "crds").glob("*.flink.apache.org.yaml"))
-        subprocess.run([kubectl, "apply", *[a for p in crd_files for a in ("-f", str(p))]], check=True, env=env,
-                       timeout=120, stdout=subprocess.DEVNULL)
+        for source in (["-k", str(ROOT / "crds")], ["-f", str(METACONTROLLER_CRD)]):
+            subprocess.run([kubectl, "apply", *source], check=True, env=env, timeout=120, stdout=subprocess.DEVNULL)
         crd_res = kube.resource("apiextensions.k8s.io/v1", "customresourcedefinitions")
 
         def established() -> bool:
-            for name in (p.name.removesuffix(".yaml") for p in crd_files):
+            for name in ("flinkdeployments.flink.apache.org", "flinksessionjobs.flink.apache.org",
+                         "flinkstatesnapshots.flink.apache.org",
+                         "compositecontrollers.metacontroller.k8s.io"):
                 crd = kube.get(crd_res, None, name) or {}
                 if not any(c["type"] == "Established" and c["status"] == "True"
                            for c in (crd.get("status") or {}).get("conditions") or []):
                     return False
             return True
         self.wait("CRDs Established", established, 60)
-        for path, skip in ((ROOT / "manifests/base", True), (ROOT / "manifests/flink-rbac", False)):
+        for path in (ROOT / "manifests/install-with-webhook", ROOT / "manifests/flink-rbac"):
             out = subprocess.run([kubectl, "kustomize", str(path)], check=True, capture_output=True, text=True, timeout=60).stdout
             for obj in yaml.safe_load_all(out):
-                if not obj:
+                if not obj or (obj["apiVersion"], obj["kind"]) in SKIPPED_KINDS:
                     continue
-                if skip and (obj["apiVersion"], obj["kind"]) in SKIPPED_KINDS:
-                    continue
+                if obj["kind"] == "ValidatingWebhookConfiguration":
+                    route_webhook_to_local_server(obj, admission_port)
                 for attempt in range(30):
                     try:
                         kube.apply_manifest(obj)
@@ -341,8 +358,25 @@ class Up:
                         if attempt == 29:
                             raise
                         time.sleep(0.5)
-        say("installed: CRDs, namespace flink-sync, ServiceAccounts and RBAC of manifests/ and manifests/flink-rbac, "
-            "ConfigMap flink-sync-defaults")
+        say("installed: CRDs, namespace flink-sync, CompositeControllers, ServiceAccounts and RBAC of "
+            "manifests/install-with-webhook and manifests/flink-rbac, ConfigMap flink-sync-defaults, the "
+            "ValidatingWebhookConfiguration")
+
+    def admission(self, kube: Kube, hooks_env: dict[str, str], port: int) -> None:
+        """The admission webhook server (`flink-sync admission`, the hook pod's second container) with the hooks'
+        ServiceAccount token: it makes its certificate (for 127.0.0.1 too), stores it in the Secret and sets the
+        caBundle through the RBAC of manifests/components/admission-webhook."""
+        env = {**hooks_env, "FLINK_SYNC_WEBHOOK_NAMESPACE": "flink-sync", "FLINK_SYNC_WEBHOOK_EXTRA_SANS": LOCALHOST,
+               "FLINK_SYNC_WEBHOOK_CHECK_INTERVAL": os.environ.get("SANDBOX_WEBHOOK_CHECK_INTERVAL", "5")}
+        proc = self.spawn("admission", [str(ROOT / ".venv" / "bin" / "flink-sync"), "admission", "--bind",
+                                        f"{LOCALHOST}:{port}"], env=env)
+        vwc = kube.resource("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations")
+        self.wait("admission webhook caBundle", lambda: all(
+            w["clientConfig"].get("caBundle") for w in (kube.get(vwc, None, "flink-sync") or {}).get("webhooks") or [{}]),
+            90, proc)
+        import requests
+        self.wait("admission webhook server", lambda: requests.get(f"https://{LOCALHOST}:{port}/healthz", timeout=2,
+                                                                   verify=False).ok, 60, proc)
 
     def service_account_token(self, kube: Kube, namespace: str, name: str) -> str:
         sa_res = kube.resource("v1", "serviceaccounts")

@@ -77,6 +77,11 @@ class Sandbox:
         raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})\n{self.logs()}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that remove the operator from the session's sandbox (kubectl delete -k, helm uninstall) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("uninstalls_operator") is not None)
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state = tmp_path_factory.mktemp("sandbox") / "state"

@@ -124,10 +124,15 @@ def ha_v2(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> HaClust
 
 
 def recovered(ha: HaCluster, job: str, seen: set[str]) -> Callable[[], bool]:
-    """A poll for "the same job RUNNING again and the resource STABLE" that records every lifecycle state, job
-    state and JobManager status it saw on the way (so a test can assert the recovery never showed a failure)."""
+    """A poll for "the same job RUNNING again, started anew, and the resource STABLE" that records every lifecycle
+    state, job state and JobManager status it saw on the way (so a test can assert the recovery never showed a
+    failure)."""
+    started_before = (ha.status().get("jobStatus") or {}).get("startTime")
+
     def check() -> bool:
         st = ha.status()
+        if (st.get("jobStatus") or {}).get("startTime") == started_before:
+            return False  # still the job as it ran before
         seen.update({f"lifecycle:{st.get('lifecycleState')}", f"job:{(st.get('jobStatus') or {}).get('state')}",
                      f"jm:{st.get('jobManagerDeploymentStatus')}"})
         if st.get("error"):
@@ -138,7 +143,7 @@ def recovered(ha: HaCluster, job: str, seen: set[str]) -> Callable[[], bool]:
 
 def restored_from_ha(ha: HaCluster, job: str, before: CounterSnapshot) -> CounterSnapshot:
     """The job restored from a checkpoint of its own (the pointer in its HA ConfigMap) and its keyed state went on."""
-    restored = ha.sb.until("the job restored from a checkpoint", lambda: ha.rest.restored_from(job), timeout=60)
+    restored = ha.sb.until("the job restored from a checkpoint", lambda: ha.rest.restored_from(job), timeout=180)
     assert f"/checkpoints/{job}/chk-" in restored, f"restored from {restored}, not from the job's own checkpoint"
     after = ha.counter(job, before)
     assert after.restored_total > 0 and after.state_total > before.state_total, "keyed state continued"
@@ -220,7 +225,7 @@ def check_last_state_upgrade_keeps_the_job_id_and_restores_from_ha(ha: HaCluster
     started = time.monotonic()
     ha.sb.until("upgraded", lambda: recovered(ha, job, seen)() and ha.status().get("observedGeneration") ==
                 ha.sb.get("flinkdeployment", ha.name)["metadata"]["generation"], timeout=300, interval=1)
-    print(f"{ha.name}: last-state upgrade done in {time.monotonic() - started:.0f}s")
+    print(f"{ha.name}: last-state upgrade done in {time.monotonic() - started:.0f}s, seen {sorted(seen)}")
     assert "lifecycle:FAILED" not in seen and not [s for s in seen if s.startswith("error:")], seen
     after = restored_from_ha(ha, job, before)
     assert after.subtasks == 2, "the new parallelism took effect"

@@ -220,10 +220,11 @@ def check_last_state_upgrade_keeps_the_job_id_and_restores_from_ha(ha: HaCluster
     state continuing, and the new spec in effect (the stored job graph was removed before the new cluster)."""
     job = ha.job_id()
     before = ha.counter(job)
-    ha.patch({"job": {"parallelism": 2}})
     seen: set[str] = set()
+    done = recovered(ha, job, seen)
+    ha.patch({"job": {"parallelism": 2}})
     started = time.monotonic()
-    ha.sb.until("upgraded", lambda: recovered(ha, job, seen)() and ha.status().get("observedGeneration") ==
+    ha.sb.until("upgraded", lambda: done() and ha.status().get("observedGeneration") ==
                 ha.sb.get("flinkdeployment", ha.name)["metadata"]["generation"], timeout=300, interval=1)
     print(f"{ha.name}: last-state upgrade done in {time.monotonic() - started:.0f}s, seen {sorted(seen)}")
     assert "lifecycle:FAILED" not in seen and not [s for s in seen if s.startswith("error:")], seen
@@ -239,9 +240,10 @@ def check_jobmanager_process_killed_recovers_from_ha(ha: HaCluster) -> None:
     before = ha.counter(job)
     victim = leader_pod(ha) if ha.jm_replicas > 1 else ha.pods()[0]
     seen: set[str] = set()
+    done = recovered(ha, job, seen)
     started = time.monotonic()
     os.kill(jvm_pid(victim), signal.SIGKILL)  # a JVM of the sandbox this test session started
-    ha.sb.until("recovered", lambda: ha.rest.restored_from(job) and recovered(ha, job, seen)() and
+    ha.sb.until("recovered", lambda: done() and ha.rest.restored_from(job) and
                 ha.counter(job, before), timeout=240, interval=1)
     print(f"{ha.name}: job RUNNING again {time.monotonic() - started:.0f}s after the JobManager was killed")
     assert "lifecycle:FAILED" not in seen and "job:FAILED" not in seen, seen
@@ -263,8 +265,9 @@ def check_suspend_keeps_ha_configmaps_and_resume_recovers_from_them(ha: HaCluste
     maps = ha.ha_configmaps()
     pointers = (maps.get(f"{ha.name}-{job}-config-map") or {}).get("data") or {}
     assert any(k.startswith("checkpointID-") for k in pointers), f"the job's checkpoint pointers stay: {maps.keys()}"
+    done = recovered(ha, job, set())
     ha.patch({"job": {"state": "running"}})
-    ha.sb.until("resumed", recovered(ha, job, set()), timeout=300, interval=1)
+    ha.sb.until("resumed", done, timeout=300, interval=1)
     restored_from_ha(ha, job, before)
 
 
@@ -288,10 +291,11 @@ def check_jobmanager_pod_deleted_recovers_from_ha(ha: HaCluster) -> None:
     before = ha.counter(job)
     old = ha.pods()[0]["metadata"]["name"]
     seen: set[str] = set()
+    done = recovered(ha, job, seen)
     started = time.monotonic()
     ha.sb.kubectl("delete", "pod", old, "--wait=false")
     ha.sb.until("recovered on a new pod", lambda: ha.pods() and ha.pods()[0]["metadata"]["name"] != old and
-                recovered(ha, job, seen)() and ha.counter(job, before), timeout=240, interval=1)
+                done() and ha.counter(job, before), timeout=240, interval=1)
     print(f"{ha.name}: job RUNNING again {time.monotonic() - started:.0f}s after the JobManager pod was deleted")
     assert "lifecycle:FAILED" not in seen and "job:FAILED" not in seen and "jm:MISSING" not in seen, seen
     restored_from_ha(ha, job, before)
@@ -302,9 +306,10 @@ def check_jobmanager_deployment_deleted_is_recovered(ha: HaCluster) -> None:
     id and the job resumes from HA."""
     job = ha.job_id()
     before = ha.counter(job)
-    ha.sb.kubectl("delete", "deployment", ha.name, "--wait=false")
     seen: set[str] = set()
-    ha.sb.until("recovered", lambda: recovered(ha, job, seen)() and ha.counter(job, before), timeout=300, interval=1)
+    done = recovered(ha, job, seen)
+    ha.sb.kubectl("delete", "deployment", ha.name, "--wait=false")
+    ha.sb.until("recovered", lambda: done() and ha.counter(job, before), timeout=300, interval=1)
     assert "jm:MISSING" in seen and "lifecycle:FAILED" not in seen, seen
     restored_from_ha(ha, job, before)
     reasons = ha.sb.kubectl("get", "events", "--field-selector", f"involvedObject.name={ha.name}", "-o",
@@ -329,8 +334,9 @@ def check_jobmanager_deployment_deleted_with_recovery_off(ha: HaCluster) -> None
     assert st["jobManagerDeploymentStatus"] == "MISSING" and st["lifecycleState"] == "STABLE", st
     assert "Missing JobManager deployment" in st["error"] and st["jobStatus"]["state"] == "RECONCILING"
     assert ha.sb.get("deployment", ha.name) is None, "not redeployed"
+    done = recovered(ha, job, set())
     ha.patch({"restartNonce": 1})
-    ha.sb.until("restored", recovered(ha, job, set()), timeout=300, interval=1)
+    ha.sb.until("restored", done, timeout=300, interval=1)
     restored_from_ha(ha, job, before)
 
 

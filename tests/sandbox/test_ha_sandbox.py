@@ -158,10 +158,12 @@ def jvm_pid(pod: dict[str, Any]) -> int:
 def listening_pid(port: int, pids: list[int]) -> int | None:
     """Which of these processes listens on 127.0.0.1:port (its socket inode among the process's descriptors)."""
     inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # local address, state LISTEN
-            inodes.add(f"socket:[{fields[9]}]")
+    # a JVM's socket is usually an IPv6 one (bound to ::ffff:127.0.0.1), so both tables
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # local address, state LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:

@@ -131,12 +131,12 @@ def recovered(ha: HaCluster, job: str, seen: set[str]) -> Callable[[], bool]:
 
     def check() -> bool:
         st = ha.status()
-        if (st.get("jobStatus") or {}).get("startTime") == started_before:
-            return False  # still the job as it ran before
         seen.update({f"lifecycle:{st.get('lifecycleState')}", f"job:{(st.get('jobStatus') or {}).get('state')}",
                      f"jm:{st.get('jobManagerDeploymentStatus')}"})
         if st.get("error"):
             seen.add(f"error:{st['error']}")
+        if (st.get("jobStatus") or {}).get("startTime") == started_before:
+            return False  # still the job as it ran before
         return ha.ready() and ha.job_id() == job
     return check
 

@@ -19,7 +19,7 @@ log = logging.getLogger("flink_sync.flink_io")
 
 # Submits one session job (hooks/submit.py with the server's jar settings): None, or a one-line error.
 Submitter = Callable[[FlinkApi, dict[str, Any]], "str | None"]
-# Carries out an action on Kubernetes rather than Flink (`delete_ha_data`).
+# Carries out an action on Kubernetes rather than Flink (`delete_ha_data`, `remove_ha_job_graphs`).
 SideEffect = Callable[[Action], None]
 
 
@@ -131,7 +131,7 @@ def _execute_one(client: FlinkApi, action: Action, side_effects: SideEffect | No
                  submitter: Submitter | None) -> str | None:
     """One action; a failure is returned as a one-line message (or raised as a FlinkRestError)."""
     p: dict[str, Any] = action.params
-    if action.kind == "delete_ha_data":
+    if action.kind in ("delete_ha_data", "remove_ha_job_graphs"):
         if side_effects is not None:
             side_effects(action)
     elif action.kind == "submit_job":

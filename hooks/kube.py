@@ -12,6 +12,11 @@ from sync.model import Event
 
 log = logging.getLogger("flink_sync.kube")
 
+# (connect, read) seconds of every Kubernetes API call: inside Metacontroller's 10 s hook timeout
+KUBE_TIMEOUT = (2.0, 5.0)
+# Data keys of the HA cluster ConfigMap that hold a job's graph (Flink 1.x) or execution plan (Flink 2.x)
+JOB_GRAPH_PREFIXES = ("jobGraph-", "executionPlan-")
+
 
 class KubeSideEffects:
     """Posts Events and deletes HA ConfigMaps with the `kubernetes` client (in-cluster or kubeconfig)."""
@@ -41,6 +46,25 @@ class KubeSideEffects:
             return
         self._pool.submit(self._delete_ha, name, namespace)
 
+    def remove_ha_job_graphs(self, name: str, namespace: str) -> None:
+        """Remove the stored job graphs from `<name>-cluster-config-map` (checkpoint pointers stay), so the next
+        JobManager runs the job as the new spec says. Synchronous: an error raises (the hook answers 500)."""
+        if not self._enabled:
+            return
+        from kubernetes.client.exceptions import ApiException
+        try:
+            cm = self._core().read_namespaced_config_map(f"{name}-cluster-config-map", namespace,
+                                                         _request_timeout=KUBE_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # no HA data (yet): nothing to remove
+            raise
+        keys = [k for k in (cm.data or {}) if k.startswith(JOB_GRAPH_PREFIXES)]
+        if keys:
+            self._core().patch_namespaced_config_map(f"{name}-cluster-config-map", namespace,
+                                                     {"data": dict.fromkeys(keys)}, _request_timeout=KUBE_TIMEOUT)
+            log.info("removed %s from the HA ConfigMap of %s/%s", keys, namespace, name)
+
     def _post_events(self, parent: dict[str, Any], events: list[Event]) -> None:
         from kubernetes import client
         meta = parent.get("metadata") or {}
@@ -57,16 +81,17 @@ class KubeSideEffects:
                 source=client.V1EventSource(component=event.component), first_timestamp=now, last_timestamp=now,
                 count=1)
             try:
-                self._core().create_namespaced_event(meta.get("namespace"), body)
+                self._core().create_namespaced_event(meta.get("namespace"), body, _request_timeout=KUBE_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - events are best effort (a 403 is fine)
                 log.info("event %s not recorded: %s", event.reason, exc)
 
     def _delete_ha(self, name: str, namespace: str) -> None:
         try:
-            maps = self._core().list_namespaced_config_map(namespace, label_selector=f"app={name},type=flink-native-kubernetes")
+            maps = self._core().list_namespaced_config_map(namespace, label_selector=f"app={name},type=flink-native-kubernetes",
+                                                           _request_timeout=KUBE_TIMEOUT)
             for item in maps.items:
                 if (item.metadata.labels or {}).get("component") == "autoscaler":
                     continue
-                self._core().delete_namespaced_config_map(item.metadata.name, namespace)
+                self._core().delete_namespaced_config_map(item.metadata.name, namespace, _request_timeout=KUBE_TIMEOUT)
         except Exception as exc:  # noqa: BLE001
             log.warning("HA ConfigMaps of %s/%s not deleted: %s", namespace, name, exc)

@@ -44,6 +44,8 @@ class KubeEffects(Protocol):
 
     def delete_ha_data(self, name: str, namespace: str) -> None: ...
 
+    def remove_ha_job_graphs(self, name: str, namespace: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -213,3 +215,6 @@ class Pipeline:
     def _side_effect(self, action: Action) -> None:
         if action.kind == "delete_ha_data":
             self.ports.kube.delete_ha_data(action.params["name"], action.params["namespace"])
+        elif action.kind == "remove_ha_job_graphs":
+            # synchronous, and a failure raises: the hook answers 500 and the new cluster is not created yet
+            self.ports.kube.remove_ha_job_graphs(action.params["name"], action.params["namespace"])

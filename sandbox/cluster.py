@@ -263,6 +263,9 @@ class Up:
             "--bind-address", LOCALHOST, "--secure-port", "0", "--port", "0", "--leader-elect=false",
             "--controllers", "deployment,replicaset,garbagecollector,serviceaccount,serviceaccount-token,namespace",
             "--service-account-private-key-file", str(pki / "sa.key"), "--use-service-account-credentials=false",
+            # the CA that the token controller puts into every ServiceAccount token Secret (`ca.crt`), so a pod
+            # verifies the API server as pods in a cluster do (sandbox/podaccess.py)
+            "--root-ca-file", str(pki / "apiserver" / "apiserver.crt"),
             "--concurrent-deployment-syncs", "5", "--concurrent-gc-syncs", "5"])
 
         self.install(kube, ports["admission"])

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .kube import ApiError, Kube
+from .podaccess import PodApiAccess, with_env
 
 # the test bed's pod runner (runs a rendered Flink container as a local JVM)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -196,6 +197,8 @@ class NodeAgent:
         self._forwarders: dict[tuple[str, str, int], socket.socket] = {}
         self._applied: dict[tuple[str, str, str], str] = {}
         self._pid_file = state_dir / "agent-pids"
+        # each pod's ServiceAccount token and the API server's address (sandbox/podaccess.py)
+        self.api_access = PodApiAccess(kube, state_dir / "node" / "serviceaccounts")
 
     # ------------------------------------------------------------------ node
     def register_node(self) -> None:
@@ -265,8 +268,10 @@ class NodeAgent:
         with self.lock:
             gone = [uid for uid in self.pods if uid not in seen]
             for uid in gone:
-                for g in self.pods.pop(uid).generic:
+                state = self.pods.pop(uid)
+                for g in state.generic:
                     g.stop(10.0)
+                self.api_access.forget(uid, state.namespace, state.name)
         for pod in pods:
             state = self.pods.get(pod["metadata"]["uid"])
             if state is not None and pod["metadata"].get("deletionTimestamp"):
@@ -335,12 +340,15 @@ class NodeAgent:
             if state.runner_key is None or state.obj["metadata"].get("deletionTimestamp"):
                 continue
             pod = state.obj
+            pod_spec = self._with_api_access(pod)
+            if pod_spec is None:
+                continue  # its ServiceAccount Secret is not there yet: the pod waits
             wanted.setdefault(state.runner_key, []).append({
                 "apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": state.name, "namespace": state.namespace},
                 "spec": {"replicas": 1, "template": {"metadata": {"labels": pod["metadata"].get("labels") or {},
                                                                   "annotations": pod["metadata"].get("annotations") or {}},
-                                                     "spec": pod["spec"]}}})
+                                                     "spec": pod_spec}}})
         cms_by_ns: dict[str, list[dict[str, Any]]] = {}
         for key, deps in wanted.items():
             ns = key[1]
@@ -355,6 +363,15 @@ class NodeAgent:
             runner = self._runner(key)
             runner.apply(children)
             self._applied[key] = fingerprint
+
+    def _with_api_access(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The pod spec with the in-cluster API access env on its main container (None: not ready yet)."""
+        containers = pod["spec"].get("containers") or []
+        main = next((c for c in containers if c.get("name") == _pr.MAIN_CONTAINER), containers[0] if containers else None)
+        if main is None:
+            return dict(pod["spec"])
+        env = self.api_access.env_for(pod, main)
+        return None if env is None else with_env(pod["spec"], main["name"], env)
 
     # ------------------------------------------------------------------ status
     def _report(self, state: PodState) -> None:

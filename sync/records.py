@@ -50,6 +50,8 @@ FLINK_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
     "manualRestore": (bool, "'Manual restore required': only a savepoint redeploy or a stateless job starts again"),
     "markStableOnDeploy": (bool, "the next deployment is stable as soon as it is deployed"),
     "deleteReady": (bool, "deletion: the savepoint on deletion is recorded; the cluster goes on the next sync"),
+    "haCleanupAt": (int, "deletion with Kubernetes HA: the HA ConfigMaps go at this time (ms), once the cluster's "
+                         "pods had their grace period to stop (a running JobManager re-creates them)"),
     "submission": (DEPLOYMENT_RECORD, "a session job: the job that should run, recorded before it is submitted"),
     "submitted": (bool, "a session job: the submission succeeded"),
     "submittedAt": (int, "a session job: when the submission was made (ms)"),

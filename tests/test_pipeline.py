@@ -36,12 +36,16 @@ class Kube:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.ha_deleted: list[tuple[str, str]] = []
+        self.job_graphs_removed: list[tuple[str, str]] = []
 
     def emit(self, parent: dict[str, Any], events: list[Any]) -> None:
         self.events += [event.reason for event in events]
 
     def delete_ha_data(self, name: str, namespace: str) -> None:
         self.ha_deleted.append((name, namespace))
+
+    def remove_ha_job_graphs(self, name: str, namespace: str) -> None:
+        self.job_graphs_removed.append((name, namespace))
 
 
 class Fetcher:

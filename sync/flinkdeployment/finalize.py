@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from .. import flinkconf, snapshots
 from ..model import Action, SyncResult
+from ..render import is_kubernetes_ha
 from ..snapshots import OP
 from ..status import TERMINAL_JOB_STATES, error_json, error_message
 from . import observe, upgrade
@@ -27,12 +28,31 @@ def finalize(s: DeploymentSync) -> SyncResult:
     if s.internal.get("deleteReady") and s.old_status.get("flinkSync", {}).get("deleteReady") is None:
         # The deletion savepoint is recorded in this response; remove the cluster on the next call.
         return s._result(keep_lifecycle=True, resync=0.5, finalized=False)
+    if _jobmanager_may_still_run(s):
+        return s._result(keep_lifecycle=True, resync=2.0, finalized=False)
     s.actions.append(Action("delete_ha_data", {"name": s.name, "namespace": s.namespace}, required=False))
     s._remove_cluster()
     s.internal.pop("next", None)
     s.status["lifecycleState"] = "DELETED"
     s.status["jobManagerDeploymentStatus"] = "MISSING"
     return s._result(keep_lifecycle=True, finalized=True)
+
+
+def _jobmanager_may_still_run(s: DeploymentSync) -> bool:
+    """Kubernetes HA: a JobManager that still runs re-creates its leader ConfigMap right after it is deleted (seen
+    on the sandbox), so the HA data goes only once the cluster's Deployments are gone and their pods had their
+    termination grace period to stop (the Apache operator deletes the Deployments and waits for them first)."""
+    if not is_kubernetes_ha(s._config_for(s._cluster_spec() or s.desired)):
+        return False
+    if s.cluster or s._old_cluster_present():
+        jm_pod = (((s._observed_jm() or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+        grace_s = jm_pod.get("terminationGracePeriodSeconds")
+        s._remove_cluster()
+        s.internal.pop("next", None)
+        s.internal["haCleanupAt"] = s.now_ms + 1000 * int(grace_s if isinstance(grace_s, int) else 30)
+        s.status["jobManagerDeploymentStatus"] = "MISSING"
+        return True
+    return s.now_ms < int(s.internal.get("haCleanupAt") or 0)
 
 
 def _blocked_by_session_jobs(s: DeploymentSync) -> bool:

@@ -32,6 +32,8 @@ def jm_missing(s: DeploymentSync, previous: str | None) -> None:
     spec = s._cluster_spec()
     if spec is not None and s.cluster is not None and _recoverable(s, spec):
         _recover_deployment(s, spec)
+    elif spec is not None and not flinkconf.is_true(s.config, OP + "jm-deployment-recovery.enabled", True):
+        _not_recovered(s, spec)
     else:
         _manual_restore_required(s)
 
@@ -59,6 +61,23 @@ def _recover_deployment(s: DeploymentSync, spec: FlinkDeploymentSpec) -> None:
     if job_id:
         s._job_status()["jobId"] = job_id
     s.waiting_progress = True
+
+
+def _not_recovered(s: DeploymentSync, spec: FlinkDeploymentSpec) -> None:
+    """JM deployment recovery is off: as Apache, the loss is only reported (MISSING, "Missing JobManager
+    deployment", job RECONCILING, lifecycle unchanged) and nothing is redeployed. The cluster record goes, since a
+    JobManager Deployment still returned would be re-created by Metacontroller. With Kubernetes HA the job's state
+    stays in the HA ConfigMaps, and the next spec change restores from them with the same job id (Apache's
+    last-state upgrade when HA metadata is available): the recorded restore mode says so."""
+    s._remove_cluster()
+    job = (s.reconciled or {}).get("job")
+    if job is None or not is_kubernetes_ha(s._config_for(spec)) or job.get("upgradeMode") == "last-state":
+        return
+    recon = s._recon()
+    stable = recon.get("lastReconciledSpec") == recon.get("lastStableSpec")
+    s._record_reconciled({**(s.reconciled or {}), "job": {**job, "upgradeMode": "last-state"}})
+    if stable:
+        s._mark_stable()
 
 
 def _manual_restore_required(s: DeploymentSync) -> None:

@@ -74,6 +74,10 @@ def deploy_next(s: DeploymentSync) -> None:
     s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
     if not s.invalid:
         s.status.pop("error", None)
+    if nxt.get("jobId") and is_kubernetes_ha(s._config_for(s._cluster_spec())):
+        # Apache's restoreJob: with HA the new JobManager would run the job graph stored in HA (the old spec's
+        # parallelism, arguments, ...) instead of the new one; the checkpoints stay. Before the cluster exists.
+        s.actions.append(Action("remove_ha_job_graphs", {"name": s.name, "namespace": s.namespace}))
     s._event("Submit", "Starting deployment")
 
 
@@ -253,6 +257,7 @@ def _suspend_keeping_ha(s: DeploymentSync, wanted: str) -> None:
         s._mark_stable()
     s._remove_cluster()
     s.status["jobManagerDeploymentStatus"] = "MISSING"
+    s._job_status()["state"] = "FINISHED"  # as Apache records a completed suspend; nothing runs now
     s.waiting_progress = True
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import confdir
 from .dist import FlinkDist
-from .net import ClusterNets, pod_network_overrides
+from .net import ClusterNet, ClusterNets, pod_network_overrides
 from .podenv import Note, container_env, materialize_volumes
 from .pods import (
     FLINK_HOME_IN_IMAGE,
@@ -279,6 +279,7 @@ class Launcher:
         self._nets = nets
         self._note = note
         self.bash_java_utils = BashJavaUtils(settings)
+        self._jobmanagers: dict[str, Pod] = {}  # JobManager pods planned, by name (deleted ones pruned)
 
     def plan(self, dep: Deployment, pod: Pod, configmaps: Mapping[str, Any]) -> LaunchPlan:
         """Everything the image's entrypoint and bin scripts would do, up to the ``exec java``."""
@@ -294,11 +295,10 @@ class Launcher:
 
         cont_env = container_env(dep, pod, container, configmaps, self._note)
         conf_dir, cluster = materialize_volumes(dep, pod, container, tmpl_spec, configmaps, self._note)
-        network = pod_network_overrides(self._nets.allocate(cluster), home)
-        config, config_key = self._prepare_conf(dep, conf_dir, network)
-
         args = [expand_k8s_vars(str(a), cont_env) for a in container.get("args") or []]
         role = args[0] if args else "help"
+        network = pod_network_overrides(self._net_of(cluster, pod, role), home)
+        config, config_key = self._prepare_conf(dep, conf_dir, network)
         entry = self._entry(dep, role, args, conf_dir, config_key)
 
         env = process_env(pod, home, conf_dir, cont_env)
@@ -325,6 +325,15 @@ class Launcher:
         for n in notes:
             self._note(n)
         return LaunchPlan(role, entry.main_class, argv, env, home, log_file, out_file, notes)
+
+    def _net_of(self, cluster: str, pod: Pod, role: str) -> ClusterNet:
+        """The cluster's addresses; a second live JobManager of the cluster gets its own (ClusterNets)."""
+        if role not in JM_ROLES:
+            return self._nets.allocate(cluster)
+        self._jobmanagers[pod.name] = pod
+        for name in [n for n, p in self._jobmanagers.items() if p.deleted and n != pod.name]:
+            del self._jobmanagers[name]
+        return self._nets.for_jobmanager(cluster, pod.name, lambda name: name not in self._jobmanagers)
 
     def _container(self, dep: Deployment, tmpl_spec: Mapping[str, Any]) -> dict[str, Any]:
         container = main_container(tmpl_spec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,23 @@ class ClusterNets:
     def __init__(self, first_rest_port: int | None) -> None:
         self.first_rest_port = first_rest_port
         self.nets: dict[str, ClusterNet] = {}
+        self.jobmanager_of: dict[str, str] = {}  # cluster -> the JobManager pod that holds the cluster's ports
+        self.pod_nets: dict[str, ClusterNet] = {}  # standby JobManager pod -> its own ports
+
+    def for_jobmanager(self, cluster: str, pod: str, pod_gone: Callable[[str], bool]) -> ClusterNet:
+        """A JobManager pod's addresses: the cluster's, unless another live JobManager pod of the cluster holds
+        them. In Kubernetes every replica has its own pod IP; here a second JobManager (a standby with Kubernetes
+        HA, where TaskManagers and the other JobManager find the leader through the HA ConfigMaps, not through
+        these ports) gets ports of its own, kept for the pod's lifetime (a restarted container keeps them)."""
+        own = self.pod_nets.get(pod)
+        if own is not None:
+            return own
+        holder = self.jobmanager_of.get(cluster)
+        if holder is None or holder == pod or pod_gone(holder):
+            self.jobmanager_of[cluster] = pod
+            return self.allocate(cluster)
+        net = self.pod_nets[pod] = ClusterNet(cluster, free_port(), free_port())
+        return net
 
     def allocate(self, cluster: str) -> ClusterNet:
         """The cluster's addresses, allocated at the first call."""

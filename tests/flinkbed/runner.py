@@ -205,7 +205,7 @@ class PodRunner:
         return dep
 
     def _probe_ready(self, dep: Deployment, pod: Pod) -> bool:
-        return _status.probe_ready(dep, pod, self._clusters.get(cluster_of(dep)))
+        return _status.probe_ready(dep, pod, self._nets.pod_nets.get(pod.name) or self._clusters.get(cluster_of(dep)))
 
     def deployment_status(self, name: str) -> dict[str, Any]:
         """The Deployment's ``status`` as the Kubernetes API would report it.
@@ -251,6 +251,11 @@ class PodRunner:
         """The cluster of a Deployment (JM or TM), of a ConfigMap, or of FlinkDeployment ``N``."""
         with self._lock:
             if name in self._deployments:
+                # a standby JobManager pod has ports of its own (ClusterNets.for_jobmanager)
+                own = next((self._nets.pod_nets[p.name] for p in self._deployments[name].pods
+                            if p.name in self._nets.pod_nets), None)
+                if own is not None:
+                    return own
                 key = cluster_of(self._deployments[name])
             elif name in self._clusters:
                 key = name

@@ -77,13 +77,7 @@ class Sandbox:
         raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})\n{self.logs()}")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that remove the operator from the session's sandbox (kubectl delete -k, helm uninstall) run last."""
-    items.sort(key=lambda item: item.get_closest_marker("uninstalls_operator") is not None)
-
-
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def _started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state = tmp_path_factory.mktemp("sandbox") / "state"
     env = {**os.environ, "SANDBOX_DIR": str(state)}
     started = time.monotonic()
@@ -97,3 +91,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield Sandbox(state, Kube.from_kubeconfig(state / "kubeconfig"))
     finally:
         subprocess.run([sys.executable, "-m", "sandbox", "down"], cwd=ROOT, env=env, timeout=180)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The sandbox the tests of one pytest process share (under pytest-xdist, one per worker)."""
+    yield from _started(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def own_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A sandbox of the module's own, for tests that remove the operator or its CRDs (uninstall, Helm): whatever
+    order the tests run in, and on whichever worker, the shared sandbox keeps its operator."""
+    yield from _started(tmp_path_factory)

@@ -1,6 +1,6 @@
 """Operations on the sandbox's real API server (kube-apiserver 1.20): the validating admission webhook
 (`flink-sync admission`, switched on by the sandbox like manifests/install-with-webhook), its certificate
-rotation and failure policy; then, last in the session (they remove the operator), `kubectl delete -k` of the
+rotation and failure policy; then, in a sandbox of their own (they remove the operator), `kubectl delete -k` of the
 operator leaving the CRDs and a running FlinkDeployment in place, and the Helm chart installed and uninstalled
 with Helm's own engine, the CRDs kept."""
 from __future__ import annotations
@@ -146,8 +146,8 @@ def _uids(sandbox: Sandbox, name: str) -> dict[str, str]:
     return found
 
 
-@pytest.mark.uninstalls_operator
-def test_deleting_the_operator_leaves_the_crds_and_running_jobs(sandbox: Sandbox):
+def test_deleting_the_operator_leaves_the_crds_and_running_jobs(own_sandbox: Sandbox):
+    sandbox = own_sandbox
     sandbox.kubectl("apply", "-f", str(EXAMPLE))
     sandbox.kubectl("wait", "--for=condition=Ready", "flinkdeployment/sandbox-example", "--timeout=300s", timeout=320)
     sandbox.until("the job RUNNING", lambda: _job_running(sandbox, "sandbox-example"), timeout=120)
@@ -169,10 +169,11 @@ def test_deleting_the_operator_leaves_the_crds_and_running_jobs(sandbox: Sandbox
     assert _job_running(sandbox, "sandbox-example")
 
 
-@pytest.mark.uninstalls_operator
-def test_the_helm_chart_installs_and_its_uninstall_keeps_the_crds(sandbox: Sandbox):
+def test_the_helm_chart_installs_and_its_uninstall_keeps_the_crds(own_sandbox: Sandbox):
     """A fresh Helm install (the CRDs from the chart's crds/, so that Helm owns them), a FlinkDeployment, then
-    `helm uninstall`: the CRDs and the FlinkDeployment stay."""
+    `helm uninstall`: the CRDs and the FlinkDeployment stay. (In the sandbox the previous test left without the
+    operator; the two run in this order, in the same module.)"""
+    sandbox = own_sandbox
     import helm_python as helm
 
     sandbox.until("namespace flink-sync gone", lambda: sandbox.get("namespace", "flink-sync", "") is None, timeout=180)

@@ -22,11 +22,18 @@ call itself is answered with an HTTP 500), `savepoint_polls` (polls before a tri
 checkpoint list is cached: after a stop it names a long-subsumed checkpoint), and `triggers.clear()` (the
 JobManager forgot its operations: restart, or rest.async.store-duration passed).
 
+The autoscaler's REST calls (`job_details`, `vertex_metric_names`, `vertex_metrics`, `resource_requirements`,
+`set_resource_requirements`) are served from a `FakeLoad` per job (`loads`): a chain of vertices with a known
+capacity per subtask, an offered source rate the test changes, and optionally a source backlog. Like Flink, a
+metrics request naming a metric the vertex does not have is answered with nothing at all, and an in-place rescale
+beyond a vertex's max parallelism is refused with 400 (and moves the job's RUNNING timestamp).
+
 Disposed savepoints are recorded (`disposed`) but stay in `snapshots`, so a test can still check where a job
 restored from. Ids are not validated as the REST client validates them.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +95,7 @@ class FakeFlink:
     checkpoint_operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoint_paths: dict[int, str] = field(default_factory=dict)
     target_dirs: list[str | None] = field(default_factory=list)
+    loads: dict[str, FakeLoad] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ the simulation's side
     def start_job(self, job_id: str, restore: str | None = None, failure: str | None = None) -> FakeJob:
@@ -275,6 +283,148 @@ class FakeFlink:
     def delete_jar(self, jar_id: str) -> bool:
         self._answer()
         return self.jars.pop(jar_id, None) is not None
+
+    # ------------------------------------------------------------------ FlinkApi: the autoscaler
+    def _load(self, job_id: str) -> tuple[FakeJob, FakeLoad]:
+        self._answer()
+        job = self._job(job_id)
+        load = self.loads.get(job_id)
+        if load is None:
+            raise FlinkNotFound(f"Job {job_id} has no vertices in this fake", status_code=404)
+        return job, load
+
+    def job_details(self, job_id: str) -> Mapping[str, Any]:
+        job, load = self._load(job_id)
+        return load.details(job)
+
+    def vertex_metric_names(self, job_id: str, vertex_id: str) -> list[str]:
+        return self._load(job_id)[1].metric_names(vertex_id)
+
+    def vertex_metrics(self, job_id: str, vertex_id: str, names: Sequence[str]) -> dict[str, dict[str, float]]:
+        return self._load(job_id)[1].metrics(vertex_id, names)
+
+    def resource_requirements(self, job_id: str) -> Mapping[str, Any]:
+        return self._load(job_id)[1].requirements()
+
+    def set_resource_requirements(self, job_id: str, requirements: Mapping[str, Any]) -> None:
+        self._load(job_id)[1].set_requirements(requirements)
+
+
+@dataclass
+class FakeVertex:
+    """A job vertex of a `FakeLoad`: `capacity` records per second per subtask (None: never busy), `selectivity`
+    records out per record in."""
+    vertex_id: str
+    parallelism: int
+    max_parallelism: int = 128
+    inputs: tuple[tuple[str, str], ...] = ()
+    capacity: float | None = None
+    selectivity: float = 1.0
+    records_in: float = 0.0
+    records_out: float = 0.0
+    in_rate: float = 0.0
+    busy_ms: float = 0.0
+
+
+@dataclass
+class FakeLoad:
+    """A chain of vertices (sources first) under an offered load. The slowest vertex limits what the source
+    passes (backpressure); with `backlog` set, the source reports pendingRecords and what it cannot pass piles up.
+    `advance(seconds)` moves time and the counters."""
+    vertices: list[FakeVertex]
+    offered_rate: float = 0.0
+    backlog: float | None = None
+    now_ms: int = 1
+    running_since: int = 1
+    io_complete: bool = True
+
+    def _limit(self) -> float:
+        """The source rate the slowest vertex lets through."""
+        limit, factor = math.inf, 1.0
+        for vertex in self.vertices:
+            if vertex.capacity is not None and factor > 0:
+                limit = min(limit, vertex.capacity * vertex.parallelism / factor)
+            factor *= vertex.selectivity
+        return limit
+
+    def advance(self, seconds: float) -> None:
+        wanted = self.offered_rate + ((self.backlog or 0.0) / seconds if self.backlog else 0.0)
+        rate = min(wanted, self._limit())
+        if self.backlog is not None:
+            self.backlog = max(0.0, self.backlog + (self.offered_rate - rate) * seconds)
+        flowing = rate
+        for vertex in self.vertices:
+            vertex.in_rate = flowing if vertex.inputs else 0.0  # a source reads nothing from the network
+            vertex.busy_ms = 50.0 if vertex.capacity is None else min(
+                1000.0, 1000.0 * flowing / (vertex.capacity * vertex.parallelism))
+            vertex.records_in += vertex.in_rate * seconds
+            flowing *= vertex.selectivity
+            vertex.records_out += flowing * seconds
+        self.now_ms += int(seconds * 1000)
+
+    def details(self, job: FakeJob) -> dict[str, Any]:
+        """GET /jobs/{id}, the fields the autoscaler reads."""
+        return {"jid": job.job_id, "state": job.state, "timestamps": {"RUNNING": self.running_since},
+                "vertices": [{"id": v.vertex_id, "parallelism": v.parallelism, "maxParallelism": v.max_parallelism,
+                              "status": "RUNNING", "tasks": {"RUNNING": v.parallelism},
+                              "metrics": {"read-records": int(v.records_in), "write-records": int(v.records_out),
+                                          "read-records-complete": self.io_complete,
+                                          "write-records-complete": self.io_complete}} for v in self.vertices],
+                "plan": {"nodes": [{"id": v.vertex_id, "parallelism": v.parallelism,
+                                    "inputs": [{"id": u, "ship_strategy": s} for u, s in v.inputs]}
+                                   for v in self.vertices]}}
+
+    def _vertex(self, vertex_id: str) -> FakeVertex:
+        vertex = next((v for v in self.vertices if v.vertex_id == vertex_id), None)
+        if vertex is None:
+            raise FlinkNotFound(f"JobVertex {vertex_id} not found", status_code=404)
+        return vertex
+
+    def _values(self, vertex: FakeVertex) -> dict[str, float]:
+        values = {"busyTimeMsPerSecond": vertex.busy_ms, "backPressuredTimeMsPerSecond": 0.0,
+                  "numRecordsInPerSecond": vertex.in_rate}
+        if not vertex.inputs:
+            values.update({"Source__Gen.numRecordsInPerSecond": 0.0, "Source__Gen.numRecordsIn": 0.0,
+                           "Source__Gen.numRecordsOut": vertex.records_out})
+            if self.backlog is not None:
+                values["Source__Gen.pendingRecords"] = self.backlog
+        return values
+
+    def metric_names(self, vertex_id: str) -> list[str]:
+        return sorted(self._values(self._vertex(vertex_id)))
+
+    def metrics(self, vertex_id: str, names: Sequence[str]) -> dict[str, dict[str, float]]:
+        vertex = self._vertex(vertex_id)
+        values = self._values(vertex)
+        if any(name not in values for name in names):
+            return {}  # Flink's answer to one unknown name: nothing at all
+        gauges = ("busyTimeMsPerSecond", "backPressuredTimeMsPerSecond")
+        return {name: {"min": values[name] if name in gauges else values[name] / vertex.parallelism,
+                       "max": values[name] if name in gauges else values[name] / vertex.parallelism,
+                       "avg": values[name] if name in gauges else values[name] / vertex.parallelism,
+                       "sum": values[name] * (vertex.parallelism if name in gauges else 1)} for name in names}
+
+    def requirements(self) -> dict[str, Any]:
+        return {v.vertex_id: {"parallelism": {"lowerBound": 1, "upperBound": v.parallelism}} for v in self.vertices}
+
+    def set_requirements(self, body: Mapping[str, Any]) -> None:
+        if set(body) != {v.vertex_id for v in self.vertices}:
+            raise FlinkRestError("The request is incomplete, missing job vertices", status_code=400)
+        for vertex in self.vertices:
+            upper = int(body[vertex.vertex_id]["parallelism"]["upperBound"])
+            if upper > vertex.max_parallelism:
+                raise FlinkRestError(f"upper bound {upper} exceeds the max parallelism", status_code=400)
+        for vertex in self.vertices:
+            vertex.parallelism = int(body[vertex.vertex_id]["parallelism"]["upperBound"])
+        self.running_since = self.now_ms  # an in-place rescale restarts the job: RUNNING moves
+
+    def apply_overrides(self, text: str | None) -> None:
+        """A job started with `pipeline.jobvertex-parallelism-overrides`: those vertices run at that parallelism."""
+        for item in (text or "").split(","):
+            vertex_id, _, value = item.partition(":")
+            for vertex in self.vertices:
+                if vertex.vertex_id == vertex_id.strip() and value.strip().isdigit():
+                    vertex.parallelism = int(value)
 
 
 def flink_conf(children: Iterable[dict[str, Any]], name: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from sync.model import Action, FlinkObservation, JobInfo, ObservationPlan, Trigg
 from sync.statesnapshot import SnapshotPoll, SnapshotPollPlan
 from sync.status import TERMINAL_JOB_STATES
 
+from .autoscaler_io import rescale_in_place
 from .flink_api import FlinkApi
 from .flink_rest import FlinkNotFound, FlinkRestError
 
@@ -151,6 +152,8 @@ def _execute_one(client: FlinkApi, action: Action, side_effects: SideEffect | No
             pass  # already gone: the goal of a cancel
     elif action.kind == "dispose_savepoint":
         client.dispose_savepoint(p["path"])
+    elif action.kind == "rescale_in_place":
+        rescale_in_place(client, p["job_id"], p["overrides"])
     elif action.kind == "trigger_checkpoint":
         client.trigger_checkpoint(p["job_id"], checkpoint_type=p.get("checkpoint_type", "FULL"),
                                   trigger_id=p.get("trigger_id"))

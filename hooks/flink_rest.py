@@ -714,6 +714,67 @@ class FlinkRestClient(_RestCalls):
             raise
         return True
 
+    # --- the autoscaler's metrics and in-place rescaling (hooks/autoscaler_io.py) ------------------
+
+    def job_details(self, job_id: str) -> Mapping[str, Any]:
+        """GET /jobs/{id}: state, `timestamps`, `vertices` (parallelism, maxParallelism, IO counters, task
+        states) and `plan.nodes` (the edges with their ship strategy), as Flink sends them."""
+        data = self._json("GET", f"/jobs/{_check_hex_id(job_id, 'job id')}", "GET /jobs/{id}")
+        if not isinstance(data, Mapping):
+            raise FlinkBadResponse("job details are not an object", endpoint="GET /jobs/{id}")
+        return data
+
+    def vertex_metric_names(self, job_id: str, vertex_id: str) -> list[str]:
+        """GET /jobs/{id}/vertices/{vertex}/subtasks/metrics: the metric names the vertex has (asking for a name
+        it does not have empties the whole answer, so the names are listed first)."""
+        endpoint = "GET /jobs/{id}/vertices/{vertex}/subtasks/metrics"
+        data = self._json("GET", self._subtask_metrics_path(job_id, vertex_id), endpoint)
+        return [str(item["id"]) for item in _items(data) if isinstance(item, Mapping) and "id" in item]
+
+    def vertex_metrics(self, job_id: str, vertex_id: str, names: Sequence[str]) -> dict[str, dict[str, float]]:
+        """GET /jobs/{id}/vertices/{vertex}/subtasks/metrics?get=...: name -> {min, max, avg, sum} over the
+        vertex's subtasks (values that are not numbers are left out)."""
+        if not names:
+            return {}
+        endpoint = "GET /jobs/{id}/vertices/{vertex}/subtasks/metrics?get"
+        data = self._json("GET", self._subtask_metrics_path(job_id, vertex_id), endpoint,
+                          params={"get": ",".join(names)})
+        return {str(item["id"]): {k: float(v) for k, v in item.items()
+                                  if k in ("min", "max", "avg", "sum") and _is_number(v)}
+                for item in _items(data) if isinstance(item, Mapping) and "id" in item}
+
+    def resource_requirements(self, job_id: str) -> Mapping[str, Any]:
+        """GET /jobs/{id}/resource-requirements (adaptive scheduler): vertex -> {parallelism: {lowerBound,
+        upperBound}} for every vertex."""
+        endpoint = "GET /jobs/{id}/resource-requirements"
+        data = self._json("GET", f"/jobs/{_check_hex_id(job_id, 'job id')}/resource-requirements", endpoint)
+        if not isinstance(data, Mapping):
+            raise FlinkBadResponse("resource requirements are not an object", endpoint=endpoint)
+        return data
+
+    def set_resource_requirements(self, job_id: str, requirements: Mapping[str, Any]) -> None:
+        """PUT /jobs/{id}/resource-requirements: the adaptive scheduler rescales the running job in place
+        (Flink answers 400 for a body that leaves out a vertex or exceeds its max parallelism)."""
+        self._call("PUT", f"/jobs/{_check_hex_id(job_id, 'job id')}/resource-requirements",
+                   "PUT /jobs/{id}/resource-requirements", body=dict(requirements))
+
+    @staticmethod
+    def _subtask_metrics_path(job_id: str, vertex_id: str) -> str:
+        return f"/jobs/{_check_hex_id(job_id, 'job id')}/vertices/{_check_hex_id(vertex_id, 'vertex id')}" \
+               "/subtasks/metrics"
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
 
 _DUPLICATE_MARKERS = ("DuplicateJobSubmissionException", "DuplicateApplicationSubmissionException")
 

@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sync import sessionjob, statesnapshot
+from sync.autoscaler import deployment as autoscaling
+from sync.autoscaler.records import JobMetrics
 from sync.deployment import plan_observation, sync_deployment
 from sync.intake import StatusUnusable
 from sync.model import Action, CoreSettings, Event, SyncResult
 from sync.observed import by_kind
 from sync.status import error_json
 
-from . import artifacts, flink_io, plugins, submit
+from . import artifacts, autoscaler_io, flink_io, plugins, submit
 from .flink_api import FlinkApi
-from .flink_rest import FlinkRestClient, OnCall
+from .flink_rest import FlinkRestClient, FlinkRestError, OnCall
 from .settings import Settings
 from .submit import JarFetcher
 
@@ -119,19 +121,41 @@ class Pipeline:
                         related: dict[str, Any] | None, finalizing: bool) -> SyncResult:
         meta = parent["metadata"]
         rest_url = self.settings.rest_url(meta["name"], meta.get("namespace") or "default")
+        core_settings = self.core_settings()
+        if not finalizing:
+            # The autoscaler's stored overrides are part of the spec the core reconciles (Apache does the same).
+            parent = autoscaling.with_stored_overrides(parent, children, core_settings.operator_defaults)
         with _unusable_status("status.flinkSync: unreadable"):
             plan = plan_observation(parent, children)
         flink = self.ports.flink(rest_url)
         observation = flink_io.observe(flink, plan)
+        job_metrics, metrics_error = (None, None) if finalizing else \
+            self._autoscaler_metrics(flink, parent, core_settings)
         session_jobs = [job for job in by_kind(related, "FlinkSessionJob").values()
                         if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
+        now = self.ports.clock()
         with _unusable_status("status: cannot continue from the recorded status"):
-            result = sync_deployment(parent, children, observation, self.ports.clock(), self.core_settings(),
+            result = sync_deployment(parent, children, observation, now, core_settings,
                                      finalizing=finalizing, session_jobs=session_jobs)
+        if not finalizing:
+            autoscaling.apply(parent, children, result, job_metrics, metrics_error, now,
+                              core_settings.operator_defaults)
         if len(result.children) > self.settings.max_children:
             raise Unusable(f"{len(result.children)} children exceed the limit of {self.settings.max_children}")
         self._act("FlinkDeployment", parent, result, flink)
         return result
+
+    @staticmethod
+    def _autoscaler_metrics(flink: FlinkApi, parent: dict[str, Any], core_settings: CoreSettings
+                            ) -> tuple[JobMetrics | None, str | None]:
+        """The running job's metrics when the autoscaler is on; a failed call is reported, never raised."""
+        job_id = autoscaling.metrics_job(parent, core_settings.operator_defaults)
+        if job_id is None:
+            return None, None
+        try:
+            return autoscaler_io.collect_job_metrics(flink, job_id), None
+        except FlinkRestError as exc:
+            return None, str(exc)
 
     def sync_session_job(self, parent: dict[str, Any], related: dict[str, Any] | None,
                          finalizing: bool) -> SyncResult:

@@ -63,7 +63,7 @@ class ObservationPlan:
 class Action:
     """A Flink REST call to make after the core decided (kind + parameters)."""
     kind: Literal["trigger_savepoint", "stop_with_savepoint", "cancel", "dispose_savepoint", "trigger_checkpoint",
-                  "delete_ha_data", "remove_ha_job_graphs", "submit_job"]
+                  "delete_ha_data", "remove_ha_job_graphs", "submit_job", "rescale_in_place"]
     params: dict[str, Any] = field(default_factory=dict)
     # True: a failure is reported in status.error; False: best effort (logged only).
     required: bool = True

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import flinkconf, versions
+from .autoscaler.config import AutoscalerConfigError, is_enabled, read_config
 from .durations import DurationError, parse_duration
 from .quantity import QuantityError, parse_k8s_quantity, parse_memory
 from .render import ingress_url, is_ha_enabled
@@ -492,12 +493,23 @@ def _rule_service_account(c: DeploymentCheck) -> str | None:
 
 #: The FlinkDeployment rules, in the order of Apache's DefaultValidator: the first
 #: error is the one reported.
+def _rule_autoscaler(check: DeploymentCheck) -> str | None:
+    """Apache's AutoscalerValidator, only when the autoscaler is enabled; the message names the key."""
+    if check.spec.job is None or not is_enabled(check.config):
+        return None
+    try:
+        read_config(check.config)
+    except AutoscalerConfigError as exc:
+        return f"spec.flinkConfiguration: {exc}"
+    return None
+
+
 DEPLOYMENT_RULES: tuple[Callable[[DeploymentCheck], str | None], ...] = (
     _rule_name, _rule_flink_version, _rule_version_after_last_state_suspend, _rule_pod_templates,
     _rule_resources_shape, _rule_forbidden_keys, _rule_rollback_needs_ha, _rule_health_check_needs_recovery,
     _rule_image_pull_policy, _rule_ingress, _rule_log_configuration, _rule_job, _rule_jobmanager_memory,
     _rule_jobmanager_replicas, _rule_taskmanager_memory, _rule_taskmanager_replicas, _rule_task_slots,
-    _rule_cluster_kind_unchanged, _rule_savepoint_redeploy_path, _rule_service_account,
+    _rule_cluster_kind_unchanged, _rule_savepoint_redeploy_path, _rule_service_account, _rule_autoscaler,
 )
 
 

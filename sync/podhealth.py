@@ -53,6 +53,12 @@ class PodCause:
         return f"{self.component}/{self.reason}"
 
 
+def same_cause(reason: str, other: str) -> bool:
+    """Whether two reasons are one cause: the kubelet alternates ErrImagePull (an attempt) and ImagePullBackOff
+    (waiting for the next one) for the same image that cannot be pulled."""
+    return reason == other or (reason in IMAGE_FAILURES and other in IMAGE_FAILURES)
+
+
 @dataclass(frozen=True)
 class ClusterView:
     """What the sync observed of one cluster."""

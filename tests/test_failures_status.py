@@ -132,3 +132,21 @@ def test_a_validation_error_stays_the_error_while_the_pods_fail() -> None:
     assert w.status["jobManagerDeploymentStatus"] == "ERROR"
     assert ("Warning", "ImagePullBackOff") in events(result)
     assert w.status["flinkSync"]["podCause"]["reported"] is True
+
+
+def test_an_image_that_cannot_be_pulled_is_one_cause_through_the_kubelets_retries() -> None:
+    w = world()
+    w.sync()
+    w.cluster.up = False
+    w.cluster.start_ticks = 10_000
+    pull = {"waiting": {"reason": "ErrImagePull", "message": 'failed to pull image "flink:9.9"'}}
+    back_off = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "flink:9.9"'}}
+    w.pods = [jm_pod(state=pull)]
+    assert events(w.sync()) == [("Warning", "ErrImagePull")]
+    assert w.status["jobManagerDeploymentStatus"] == "ERROR" and 'flink:9.9' in error_of(w)["message"]
+    status = json.dumps(w.status, sort_keys=True)
+    for state in (back_off, pull, back_off):
+        w.pods = [jm_pod(state=state)]
+        w.tick()
+        assert events(w.sync()) == []
+        assert json.dumps(w.status, sort_keys=True) == status, "the kubelet's retries do not rewrite the status"

@@ -31,15 +31,14 @@ def _view(s: DeploymentSync) -> _View:
     lifecycle = s.status.get("lifecycleState")
     pending_op = (s.internal.get("pending") or {}).get("op")
     waiting = bool(s.internal.get("next")) or bool(s.internal.get("retryAt"))
-    found = pending_cause(s)
-    cause = found[0] if found else None
+    cause = pending_cause(s)
     return _View(jm_status=s.status.get("jobManagerDeploymentStatus") or "MISSING",
                  job_state=s._job_status().get("state"), lifecycle=lifecycle,
                  error=error_message(s.status.get("error")), is_app=s._is_app(),
                  in_flight=lifecycle in ("UPGRADING", "ROLLING_BACK") or waiting or pending_op in ("stop", "cancel"),
                  progressing=lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(pending_op) or waiting,
-                 cause_reason=cause.reason if cause else None, cause_message=cause.message if cause else "",
-                 cause_reported=bool(found and found[1]))
+                 cause_reason=cause[0] if cause else None, cause_message=cause[1] if cause else "",
+                 cause_reported=bool(cause and cause[2]))
 
 
 def _running(v: _View) -> tuple[bool, str, str]:

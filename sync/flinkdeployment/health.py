@@ -17,7 +17,7 @@ from ..durations import DurationError, parse_duration
 from ..podhealth import ClusterView, PodCause
 from ..records import pod_cause_record
 from ..snapshots import OP
-from ..status import error_json
+from ..status import error_json, error_message
 
 if TYPE_CHECKING:
     from ..deployment import _Sync as DeploymentSync
@@ -62,7 +62,7 @@ def report(s: DeploymentSync) -> None:
     take back what it reported once it is gone."""
     cause = s.pod_cause
     old: dict[str, Any] = s.internal.get("podCause") or {}
-    same = bool(old) and cause is not None and old.get("reason") == cause.reason and \
+    same = bool(old) and cause is not None and podhealth.same_cause(str(old.get("reason")), cause.reason) and \
         old.get("component") == cause.component
     if old and old.get("reported") and not same:
         _withdraw(s, old, cause)
@@ -71,12 +71,18 @@ def report(s: DeploymentSync) -> None:
         return
     since = int(old.get("since") or s.now_ms) if same else s.now_ms
     reported = cause.definitive or s.now_ms - since >= readiness_timeout_ms(s.config)
-    s.internal["podCause"] = pod_cause_record(cause.reason, cause.component, since, reported)
+    reason = str(old["reason"]) if same else cause.reason
+    s.internal["podCause"] = pod_cause_record(reason, cause.component, since, reported)
     if not reported:
         return
+    continuing = same and bool(old.get("reported"))
     if not s.invalid:  # a validation error stays the error; the cause still shows in the conditions
-        s.status["error"] = error_json(ERROR_TYPE, cause.message, cause.reason)
-    if not (same and old.get("reported")):
+        # As Apache, the error is written when the cause is first reported and kept while it lasts, so that what
+        # changes from one restart to the next (exit code, back-off) does not rewrite the status every time.
+        previous = s.old_status.get("error")
+        kept = continuing and _is_our_error(previous, reason)
+        s.status["error"] = previous if kept else error_json(ERROR_TYPE, cause.message, cause.reason)
+    if not continuing:
         s._event(cause.reason, cause.message, "Warning")
 
 
@@ -96,15 +102,20 @@ def _is_our_error(error: Any, reason: str) -> bool:
         data = json.loads(error)
     except ValueError:
         return False
-    return isinstance(data, dict) and (data.get("additionalMetadata") or {}).get("reason") == reason
+    found = (data.get("additionalMetadata") or {}).get("reason") if isinstance(data, dict) else None
+    return isinstance(found, str) and podhealth.same_cause(found, reason)
 
 
-def pending_cause(s: DeploymentSync) -> tuple[PodCause, bool] | None:
-    """The current cause and whether it is reported (for the conditions)."""
+def pending_cause(s: DeploymentSync) -> tuple[str, str, bool] | None:
+    """The cause's reason, its message and whether it is reported (for the conditions). A reported cause reads
+    as its error, which stays the same while the cause lasts."""
     record = s.internal.get("podCause")
     if s.pod_cause is None or not record:
         return None
-    return s.pod_cause, bool(record.get("reported"))
+    reason, reported = str(record.get("reason")), bool(record.get("reported"))
+    error = s.status.get("error")
+    message = error_message(error) if reported and _is_our_error(error, reason) else s.pod_cause.message
+    return reason, message, reported
 
 
 def resync_cap_s(s: DeploymentSync) -> float | None:

@@ -241,7 +241,13 @@ def _taskmanager_count(view: ClusterView) -> PodCause | None:
 
 
 def classify(view: ClusterView) -> PodCause | None:
-    """The first cause in the order of the module docstring, or None when nothing is wrong."""
+    """The first cause in the order of the module docstring, or None when nothing is wrong. A TaskManager's cause
+    also says how many TaskManagers registered, when fewer than expected."""
     pods = live_pods(view.pods)
-    return (_container_causes(pods, "jobmanager") or _container_causes(pods, "taskmanager")
-            or _scheduling_causes(pods) or _rest_cause(pods, view) or _taskmanager_count(view))
+    cause = (_container_causes(pods, "jobmanager") or _container_causes(pods, "taskmanager")
+             or _scheduling_causes(pods) or _rest_cause(pods, view))
+    missing = _taskmanager_count(view)
+    if cause is None or missing is None or cause.component != "taskmanager":
+        return cause or missing
+    return PodCause(cause.reason, cause.component, f"{cause.message} ({missing.message})", cause.definitive,
+                    cause.pod, cause.exit_code, cause.memory_limit)

@@ -91,7 +91,8 @@ def _withdraw(s: DeploymentSync, old: dict[str, Any], cause: PodCause | None) ->
     follows, one Normal Event says so."""
     if _is_our_error(s.status.get("error"), str(old.get("reason"))):
         s.status.pop("error", None)
-    if cause is None:
+    if cause is None and s.cluster and (s._observed_jm() or s.flink is not None):
+        # (a cluster taken away on purpose, by an upgrade or a suspend, is not a recovery)
         s._event("PodsRecovered", f"{old.get('reason')} of the {old.get('component')} is over")
 
 
@@ -126,3 +127,17 @@ def resync_cap_s(s: DeploymentSync) -> float | None:
         return None
     remaining_ms = int(record.get("since") or s.now_ms) + readiness_timeout_ms(s.config) - s.now_ms
     return max(1.0, remaining_ms / 1000)
+
+
+def jobmanager_never_started(s: DeploymentSync) -> bool:
+    """Apache's test that the JobManager of this deployment never started (ApplicationReconciler): its
+    Deployment's Available condition has been False since the Deployment was created. A job cannot have run on
+    it, so the restore path recorded before it was deployed is still the one to restore from."""
+    jm = s._observed_jm()
+    if jm is None or s.status.get("jobManagerDeploymentStatus") == "MISSING":
+        return False
+    created = (jm.get("metadata") or {}).get("creationTimestamp")
+    conditions = (jm.get("status") or {}).get("conditions") or []
+    available = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Available"), None)
+    return bool(created) and available is not None and available.get("status") == "False" and \
+        available.get("lastTransitionTime") == created

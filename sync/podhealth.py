@@ -20,6 +20,7 @@ the sync reports them only once they lasted `kubernetes.operator.deployment.read
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -98,9 +99,13 @@ def _memory_limit(pod: dict[str, Any], container: str) -> str | None:
     return None
 
 
+_STACK_FRAME = re.compile(r"^\s*(at |\.\.\. \d+ more)")
+
+
 def last_lines(text: str | None) -> str:
-    """The end of a termination message: its last lines, at most MESSAGE_CHARS characters."""
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    """The end of a termination message: its last lines without Java stack frames (the exception and its causes
+    say what is wrong), at most MESSAGE_CHARS characters."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip() and not _STACK_FRAME.match(line)]
     tail = "\n".join(lines[-MESSAGE_LINES:])
     return tail[-MESSAGE_CHARS:]
 

@@ -150,3 +150,25 @@ def test_an_image_that_cannot_be_pulled_is_one_cause_through_the_kubelets_retrie
         w.tick()
         assert events(w.sync()) == []
         assert json.dumps(w.status, sort_keys=True) == status, "the kubelet's retries do not rewrite the status"
+
+
+def test_the_customize_hooks_relate_the_clusters_pods() -> None:
+    from hooks.app import create_app
+    from hooks.pipeline import cluster_pods
+    from hooks.settings import Settings
+
+    client = create_app(Settings()).test_client()
+    parent = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+              "metadata": {"name": "wc", "namespace": "flink", "uid": "u", "generation": 1}, "spec": {}}
+    rules = client.post("/customize/flinkdeployment", json={"parent": parent}).get_json()["relatedResources"]
+    pods_rule = {"apiVersion": "v1", "resource": "pods",
+                 "labelSelector": {"matchLabels": {"type": "flink-standalone-kubernetes", "app": "wc"}}}
+    assert pods_rule in rules
+    job = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
+           "metadata": {"name": "j", "namespace": "flink", "uid": "u2", "generation": 1},
+           "spec": {"deploymentName": "wc"}}
+    rules = client.post("/customize/flinksessionjob", json={"parent": job}).get_json()["relatedResources"]
+    assert pods_rule in rules, "a session job sees its session cluster's pods"
+    mine = {"metadata": {"name": "wc-jm", "labels": {"type": "flink-standalone-kubernetes", "app": "wc"}}}
+    other = {"metadata": {"name": "x-jm", "labels": {"type": "flink-standalone-kubernetes", "app": "x"}}}
+    assert cluster_pods({"Pod.v1": {"wc-jm": mine, "x-jm": other}}, "wc") == [mine]

@@ -132,6 +132,14 @@ def test_terminating_pods_are_ignored() -> None:
     assert classify(ClusterView(pods=(gone, *HEALTHY), rest_reachable=True)) is None
 
 
+def test_last_lines_leave_out_stack_frames() -> None:
+    trace = ("INFO starting\nException in thread \"main\" IllegalConfigurationException: bad memory\n"
+             "\tat a.B.c(B.java:1)\nCaused by: IllegalConfigurationException: Sum exceeds\n\tat a.B.d(B.java:2)\n"
+             "\t... 3 more")
+    assert last_lines(trace).splitlines()[-2:] == ['Exception in thread "main" IllegalConfigurationException: bad memory',
+                                                   "Caused by: IllegalConfigurationException: Sum exceeds"]
+
+
 def test_last_lines_are_bounded() -> None:
     assert last_lines("a\n\nb\n" + "c" * 5000).endswith("c") and len(last_lines("x" * 5000)) == 600
     assert last_lines(None) == ""

@@ -3,7 +3,7 @@ and the scheduler report on the pods shows in the FlinkDeployment's status, cond
 that fixes the cause brings it back to normal. None of it deletes a child while failing or loses a savepoint.
 
 One FlinkDeployment goes through the failures in order (cluster starts are the slow part):
-healthy → JobManager OOMKilled → JobManager crash looping (a bad JVM option) → image flink:9.9 → fixed →
+healthy → JobManager OOMKilled → JobManager crash looping (a bad memory setting) → image flink:9.9 → fixed →
 fewer TaskManagers than expected (one cannot be scheduled) → fixed."""
 from __future__ import annotations
 
@@ -140,13 +140,13 @@ def test_failures_surface_and_an_edit_fixes_them(sandbox: Sandbox, jar: Path,
     sb.kubectl("create", "-f", "-", input=deployment_yaml(jar, state_dir))
     sb.until("healthy at first", lambda: healthy(sb), timeout=300)
 
-    # 1. The JobManager's JVM commits more memory than its container's limit (1024Mi): the kernel (here the node
+    # 1. The JobManager's JVM commits more memory than its container's limit (1Gi): the kernel (here the node
     #    agent) kills it; status says OOMKilled with the limit, Degraded, and one Event.
     patch(sb, {"flinkConfiguration": {"env.java.opts.jobmanager": "-Xms1400m -Xmx1400m -XX:+AlwaysPreTouch"}})
     st = sb.until("OOMKilled in status", lambda: failing(sb, "OOMKilled"), timeout=300)
     assert st["jobManagerDeploymentStatus"] == "ERROR"
     message = error(st)["message"]
-    assert "OOMKilled" in message and "memory limit of 1024Mi" in message and "exit code 137" in message, message
+    assert "OOMKilled" in message and "memory limit of 1Gi" in message and "exit code 137" in message, message
     assert condition(st, "Degraded")["reason"] == "OOMKilled" and condition(st, "Ready")["status"] == "False"
     pods = json.loads(sb.kubectl("get", "pods", "-l", f"app={NAME},component=jobmanager", "-o", "json"))["items"]
     last = [((c.get("lastState") or {}).get("terminated") or (c.get("state") or {}).get("terminated") or {})
@@ -158,16 +158,17 @@ def test_failures_surface_and_an_edit_fixes_them(sandbox: Sandbox, jar: Path,
     still_failing_with_the_same_children(sb, "OOMKilled")
     assert event_reasons(sb).count("OOMKilled") == 1, "one Event per change of cause, not one per resync"
 
-    # 2. A JVM option the JVM refuses: the JobManager exits at start and crash-loops; status shows the exit code
-    #    and the end of its log (terminationMessagePolicy FallbackToLogsOnError).
-    patch(sb, {"flinkConfiguration": {"env.java.opts.jobmanager": "-XX:+ThisOptionDoesNotExist"}})
+    # 2. A memory setting Flink refuses (metaspace larger than the process): the JobManager exits at start and
+    #    crash-loops; status shows the exit code and the end of its log (terminationMessagePolicy
+    #    FallbackToLogsOnError), the exception without its stack frames.
+    patch(sb, {"flinkConfiguration": {"env.java.opts.jobmanager": None, "jobmanager.memory.jvm-metaspace.size": "2g"}})
     st = sb.until("crash looping in status", lambda: failing(sb, "CrashLoopBackOff"), timeout=300)
     message = error(st)["message"]
-    assert "exit code 1" in message and "ThisOptionDoesNotExist" in message, message
+    assert "exit code 1" in message and "IllegalConfigurationException" in message, message
     assert st["jobStatus"]["upgradeSavepointPath"] == savepoint, "the savepoint to restore from is kept"
 
     # 3. An image the node cannot pull.
-    patch(sb, {"image": "flink:9.9", "flinkConfiguration": {"env.java.opts.jobmanager": None}})
+    patch(sb, {"image": "flink:9.9", "flinkConfiguration": {"jobmanager.memory.jvm-metaspace.size": None}})
     st = sb.until("image error in status", lambda: failing(sb, "ErrImagePull"), timeout=300)
     assert "flink:9.9" in error(st)["message"]
     still_failing_with_the_same_children(sb, "ErrImagePull")

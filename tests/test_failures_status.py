@@ -172,3 +172,19 @@ def test_the_customize_hooks_relate_the_clusters_pods() -> None:
     mine = {"metadata": {"name": "wc-jm", "labels": {"type": "flink-standalone-kubernetes", "app": "wc"}}}
     other = {"metadata": {"name": "x-jm", "labels": {"type": "flink-standalone-kubernetes", "app": "x"}}}
     assert cluster_pods({"Pod.v1": {"wc-jm": mine, "x-jm": other}}, "wc") == [mine]
+
+
+def test_a_jobmanager_that_never_became_available_never_started() -> None:
+    from types import SimpleNamespace
+
+    from sync.flinkdeployment.health import jobmanager_never_started
+
+    def sync_with(created: str, transition: str, status: str = "False") -> Any:
+        jm = {"metadata": {"creationTimestamp": created}, "status": {"conditions": [
+            {"type": "Available", "status": status, "lastTransitionTime": transition}]}}
+        return SimpleNamespace(_observed_jm=lambda: jm, status={"jobManagerDeploymentStatus": "ERROR"})
+
+    assert jobmanager_never_started(sync_with("2026-12-02T04:42:31Z", "2026-12-02T04:42:31Z"))
+    assert jobmanager_never_started(sync_with("2026-12-02T04:42:31Z", "2026-12-02T04:42:32Z")), "a late first sync"
+    assert not jobmanager_never_started(sync_with("2026-12-02T04:42:31Z", "2026-12-02T04:45:00Z")), "it was up once"
+    assert not jobmanager_never_started(sync_with("2026-12-02T04:42:31Z", "2026-12-02T04:42:31Z", "True"))

@@ -9,7 +9,9 @@ TaskManagers still registering) is reported only once it lasted `kubernetes.oper
 """
 from __future__ import annotations
 
+import calendar
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from .. import observed, podhealth
@@ -77,10 +79,10 @@ def report(s: DeploymentSync) -> None:
         return
     continuing = same and bool(old.get("reported"))
     if not s.invalid:  # a validation error stays the error; the cause still shows in the conditions
-        # As Apache, the error is written when the cause is first reported and kept while it lasts, so that what
-        # changes from one restart to the next (exit code, back-off) does not rewrite the status every time.
+        # The kubelet alternates ErrImagePull and ImagePullBackOff for one image: the error written first is kept,
+        # so its retries do not rewrite the status. Other messages hold nothing that changes on every restart.
         previous = s.old_status.get("error")
-        kept = continuing and _is_our_error(previous, reason)
+        kept = continuing and cause.reason in podhealth.IMAGE_FAILURES and _is_our_error(previous, reason)
         s.status["error"] = previous if kept else error_json(ERROR_TYPE, cause.message, cause.reason)
     if not continuing:
         s._event(cause.reason, cause.message, "Warning")
@@ -132,12 +134,30 @@ def resync_cap_s(s: DeploymentSync) -> float | None:
 def jobmanager_never_started(s: DeploymentSync) -> bool:
     """Apache's test that the JobManager of this deployment never started (ApplicationReconciler): its
     Deployment's Available condition has been False since the Deployment was created. A job cannot have run on
-    it, so the restore path recorded before it was deployed is still the one to restore from."""
+    it, so the restore path recorded before it was deployed is still the one to restore from.
+
+    Apache compares the condition's lastTransitionTime with creationTimestamp for equality; the deployment
+    controller's first sync can land a second or more later (seen on the sandbox), so a transition within
+    NEVER_STARTED_SLACK_S of the creation counts: no JobManager becomes available and unavailable again that fast."""
     jm = s._observed_jm()
     if jm is None or s.status.get("jobManagerDeploymentStatus") == "MISSING":
         return False
-    created = (jm.get("metadata") or {}).get("creationTimestamp")
+    created = _epoch_s((jm.get("metadata") or {}).get("creationTimestamp"))
     conditions = (jm.get("status") or {}).get("conditions") or []
     available = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Available"), None)
-    return bool(created) and available is not None and available.get("status") == "False" and \
-        available.get("lastTransitionTime") == created
+    if created is None or available is None or available.get("status") != "False":
+        return False
+    since = _epoch_s(available.get("lastTransitionTime"))
+    return since is not None and 0 <= since - created <= NEVER_STARTED_SLACK_S
+
+
+NEVER_STARTED_SLACK_S = 10
+
+
+def _epoch_s(timestamp: Any) -> int | None:
+    """Seconds of an RFC 3339 UTC timestamp as the API server writes them (2026-01-02T03:04:05Z), no clock read."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z", str(timestamp or ""))
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))

@@ -185,8 +185,10 @@ def test_failures_surface_and_an_edit_fixes_them(sandbox: Sandbox, jar: Path,
     # The JobManager (0.5) and one TaskManager fit, two do not.
     tm_cpu = round(0.75 * (free_cpus(sb) - 0.5), 1)
     patch(sb, {"taskManager": {"replicas": 2, "resource": {"cpu": tm_cpu}}})
-    st = sb.until("a TaskManager unschedulable in status", lambda: failing(sb, "Unschedulable", "taskmanager"),
-                  timeout=300)
+    # (reported once it lasted 20 s; the count joins the message once the new JobManager answers)
+    st = sb.until("a TaskManager unschedulable in status, with the count",
+                  lambda: (st := failing(sb, "Unschedulable", "taskmanager")) and
+                  "1 of 2 TaskManagers registered" in error(st)["message"] and st, timeout=300)
     message = error(st)["message"]
     assert "Insufficient cpu" in message and "1 of 2 TaskManagers registered" in message, message
     assert "0/1 nodes are available" in message

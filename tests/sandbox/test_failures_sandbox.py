@@ -181,10 +181,12 @@ def test_failures_surface_and_an_edit_fixes_them(sandbox: Sandbox, jar: Path,
     assert {"OOMKilled", "CrashLoopBackOff"} <= set(event_reasons(sb))
 
     # 5. Two TaskManagers expected; the node has room for one: the other cannot be scheduled. Reported after the
-    #    readiness timeout (20 s), with how many registered; the job runs on the one there is.
+    #    readiness timeout (20 s), with how many registered. In reactive mode the job runs on the one there is, at
+    #    a lower parallelism: its job status alone would not show that anything is missing.
     # The JobManager (0.5) and one TaskManager fit, two do not.
     tm_cpu = round(0.75 * (free_cpus(sb) - 0.5), 1)
-    patch(sb, {"taskManager": {"replicas": 2, "resource": {"cpu": tm_cpu}}})
+    patch(sb, {"flinkConfiguration": {"scheduler-mode": "reactive"},
+               "taskManager": {"replicas": 2, "resource": {"cpu": tm_cpu}}})
     # (reported once it lasted 20 s; the count joins the message once the new JobManager answers)
     st = sb.until("a TaskManager unschedulable in status, with the count",
                   lambda: (st := failing(sb, "Unschedulable", "taskmanager")) and
@@ -194,7 +196,7 @@ def test_failures_surface_and_an_edit_fixes_them(sandbox: Sandbox, jar: Path,
     assert "0/1 nodes are available" in message
 
     # 6. Fixed: one TaskManager again.
-    patch(sb, {"taskManager": {"replicas": None, "resource": {"cpu": 0.5}}})
+    patch(sb, {"flinkConfiguration": {"scheduler-mode": None}, "taskManager": {"replicas": None, "resource": {"cpu": 0.5}}})
     sb.until("healthy after the second fix", lambda: healthy(sb), timeout=300)
 
     sb.kubectl("delete", "flinkdeployment", NAME, "--timeout=180s", timeout=240)

@@ -30,7 +30,7 @@ from sync.model import CoreSettings, SyncResult
 
 from . import plugins
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .pipeline import Clock, FlinkFactory, KubeEffects, Pipeline, Unusable, server_ports
+from .pipeline import Clock, FlinkFactory, KubeEffects, Pipeline, Unusable, cluster_pods_rule, server_ports
 from .settings import OperatorDefaults, Settings
 from .submit import JarFetcher
 
@@ -281,15 +281,18 @@ class _Hooks:
             req = self.read_json(CustomizeRequest)
             _check_parent(req.parent, kind)
             if kind == "FlinkDeployment":
-                # Session jobs of this namespace, so a session cluster is not deleted under them.
+                # Session jobs of this namespace, so a session cluster is not deleted under them; the cluster's
+                # pods, so status can say what is wrong with them.
                 return {"relatedResources": [{"apiVersion": API_VERSION, "resource": "flinksessionjobs",
-                                              "labelSelector": {}}]}, req.parent, {}
+                                              "labelSelector": {}},
+                                             cluster_pods_rule(req.parent["metadata"]["name"])]}, req.parent, {}
             if kind == "FlinkStateSnapshot":
                 return {"relatedResources": _snapshot_related(req.parent)}, req.parent, {}
             name = (req.parent.get("spec") or {}).get("deploymentName")
             rules = []
             if isinstance(name, str) and name:
                 rules.append({"apiVersion": API_VERSION, "resource": "flinkdeployments", "names": [name]})
+                rules.append(cluster_pods_rule(name))
             return {"relatedResources": rules}, req.parent, {}
         return self.handle("customize_" + kind.lower(), run)
 

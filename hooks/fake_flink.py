@@ -96,6 +96,7 @@ class FakeFlink:
     checkpoint_paths: dict[int, str] = field(default_factory=dict)
     target_dirs: list[str | None] = field(default_factory=list)
     loads: dict[str, FakeLoad] = field(default_factory=dict)
+    taskmanagers: int | None = None  # registered TaskManagers (None: not modelled, as when boot() sees no TMs)
 
     # ------------------------------------------------------------------ the simulation's side
     def start_job(self, job_id: str, restore: str | None = None, failure: str | None = None) -> FakeJob:
@@ -145,6 +146,10 @@ class FakeFlink:
     def cluster_config(self) -> ClusterConfig:
         self._answer()
         return ClusterConfig.model_validate({"flink-version": self.flink_version})
+
+    def taskmanager_count(self) -> int | None:
+        self._answer()
+        return self.taskmanagers
 
     def savepoint_status(self, job_id: str, trigger_id: str) -> SavepointResult:
         self._answer()
@@ -440,13 +445,23 @@ def flink_conf(children: Iterable[dict[str, Any]], name: str) -> dict[str, str]:
     return flatten(yaml.safe_load(data["config.yaml"]))
 
 
+def _taskmanager_replicas(children: Iterable[dict[str, Any]], name: str) -> int | None:
+    """Every TaskManager the rendered Deployment asks for registers (the simulation's kubelet starts them all)."""
+    tm = next((c for c in children if c.get("kind") == "Deployment"
+               and c["metadata"]["name"] == f"{name}-taskmanager"), None)
+    replicas = ((tm or {}).get("spec") or {}).get("replicas")
+    return replicas if isinstance(replicas, int) else None
+
+
 def boot(name: str, children: Iterable[dict[str, Any]], snapshots: dict[str, int], *, start_ticks: int = 0,
          failure: str | None = None, start_time: int = 1) -> FakeFlink:
     """The cluster a rendered JobManager starts: its fixed job id (if any) runs, restored from
     `execution.savepoint.path`, from `start_time` on (epoch ms). With `start_ticks`, the REST API answers only
     after that many ticks; with `failure`, the job fails at once."""
+    children = list(children)
     conf = flink_conf(children, name)
-    cluster = FakeFlink(name, snapshots=snapshots, up=start_ticks == 0, start_ticks=start_ticks)
+    cluster = FakeFlink(name, snapshots=snapshots, up=start_ticks == 0, start_ticks=start_ticks,
+                        taskmanagers=_taskmanager_replicas(children, name))
     job_id = conf.get("$internal.pipeline.job-id")
     if job_id:
         cluster.start_job(job_id, conf.get("execution.savepoint.path"), failure=failure).start_time = start_time

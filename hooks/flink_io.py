@@ -37,6 +37,7 @@ class _Details:
     trigger: TriggerResult | None = None
     latest: str | None = None
     failure: str | None = None
+    taskmanagers: int | None = None
 
 
 def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
@@ -48,6 +49,8 @@ def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
     except FlinkRestError as exc:
         return FlinkObservation(reachable=False, error=str(exc))
     found = _Details()
+    if plan.taskmanagers:
+        found.taskmanagers = _taskmanager_count(client)
     try:
         _observe_details(client, plan, jobs, found)
     except FlinkRestError as exc:
@@ -55,9 +58,20 @@ def observe(client: FlinkApi, plan: ObservationPlan) -> FlinkObservation | None:
         log.warning("partial Flink observation: %s", exc)
         return FlinkObservation(reachable=True, error=str(exc), flink_version=found.version,
                                 flink_revision=found.revision, jobs=jobs, trigger=None,
-                                latest_checkpoint_path=found.latest, failure_cause=found.failure)
+                                latest_checkpoint_path=found.latest, failure_cause=found.failure,
+                                taskmanagers=found.taskmanagers)
     return FlinkObservation(reachable=True, flink_version=found.version, flink_revision=found.revision, jobs=jobs,
-                            trigger=found.trigger, latest_checkpoint_path=found.latest, failure_cause=found.failure)
+                            trigger=found.trigger, latest_checkpoint_path=found.latest, failure_cause=found.failure,
+                            taskmanagers=found.taskmanagers)
+
+
+def _taskmanager_count(client: FlinkApi) -> int | None:
+    """Registered TaskManagers; unknown (None) when the call fails, which must not spoil the other details."""
+    try:
+        return client.taskmanager_count()
+    except FlinkRestError as exc:
+        log.warning("GET /overview failed: %s", exc)
+        return None
 
 
 def _observe_details(client: FlinkApi, plan: ObservationPlan, jobs: tuple[JobInfo, ...], found: _Details) -> None:

@@ -501,6 +501,10 @@ class FlinkRestClient(_RestCalls):
         """GET /overview: TaskManagers and slots."""
         return self._parse(ClusterOverview, self._json("GET", "/overview", "GET /overview"), "GET /overview")
 
+    def taskmanager_count(self) -> int | None:
+        """The TaskManagers registered with the JobManager (GET /overview)."""
+        return self.overview().taskmanagers
+
     # --- jobs --------------------------------------------------------------------------------
 
     def jobs_overview(self) -> list[JobOverview]:

@@ -26,6 +26,7 @@ from sync.deployment import plan_observation, sync_deployment
 from sync.intake import StatusUnusable
 from sync.model import Action, CoreSettings, Event, SyncResult
 from sync.observed import by_kind
+from sync.render import labels_common
 from sync.status import error_json
 
 from . import artifacts, autoscaler_io, flink_io, plugins, submit
@@ -86,6 +87,19 @@ def server_ports(settings: Settings, *, flink: FlinkFactory | None = None, fetch
                  kube=kube, clock=clock or wall_clock)
 
 
+def cluster_pods_rule(name: str) -> dict[str, Any]:
+    """The customize rule that relates a cluster's pods (JobManager and TaskManagers: the labels every pod of a
+    rendered cluster carries), so the sync sees what the kubelet and the scheduler report on them."""
+    return {"apiVersion": "v1", "resource": "pods", "labelSelector": {"matchLabels": labels_common(name)}}
+
+
+def cluster_pods(related: dict[str, Any] | None, name: str) -> list[dict[str, Any]]:
+    """The related pods of cluster `name` (a session job's request also carries other related objects)."""
+    wanted = labels_common(name).items()
+    return [pod for pod in by_kind(related, "Pod").values()
+            if wanted <= (((pod.get("metadata") or {}).get("labels") or {}).items())]
+
+
 class Unusable(Exception):
     """This request cannot be synced (a recorded status the core cannot continue from, or more children than
     the limit): nothing was done, and Metacontroller must apply nothing (HTTP 422)."""
@@ -136,7 +150,8 @@ class Pipeline:
         now = self.ports.clock()
         with _unusable_status("status: cannot continue from the recorded status"):
             result = sync_deployment(parent, children, observation, now, core_settings,
-                                     finalizing=finalizing, session_jobs=session_jobs)
+                                     finalizing=finalizing, session_jobs=session_jobs,
+                                     pods=cluster_pods(related, meta["name"]))
         if not finalizing:
             autoscaling.apply(parent, children, result, job_metrics, metrics_error, now,
                               core_settings.operator_defaults)
@@ -170,7 +185,8 @@ class Pipeline:
         with _unusable_status("status: cannot continue from the recorded status"):
             result = sessionjob.sync_session_job(parent, session, observation, self.ports.clock(),
                                                  self.core_settings(), finalizing=finalizing,
-                                                 jar_allowlist=self.settings.jar_uri_allowlist)
+                                                 jar_allowlist=self.settings.jar_uri_allowlist,
+                                                 session_pods=cluster_pods(related, str(deployment_name)))
         self._act("FlinkSessionJob", parent, result, flink)
         return result
 

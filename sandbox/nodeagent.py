@@ -8,10 +8,21 @@ pod's main container as local processes on 127.0.0.1:
   loopback overrides documented there). ConfigMap volumes under /opt/flink are written into the pod's
   directory; env (values, fieldRef downward API, configMapKeyRef, envFrom) as the kubelet builds it;
 * other images: each container's `command` + `args` run as a host process (no image: the container sees the
-  host's file system), env values and fieldRef; an unknown Flink version waits with `ImageNotSupportedBySandbox`;
+  host's file system), env values and fieldRef;
+* an image `flink:X.Y` with no cached distribution cannot be pulled: the container waits with `ErrImagePull`, then
+  `ImagePullBackOff` until the next attempt (the kubelet's image back-off: 10 s doubling, 5 min cap);
+* scheduling, as the scheduler's fit check: a pod whose nodeSelector does not match the node, or whose requests do
+  not fit the node's allocatable CPU and memory next to the pods already bound, stays Pending with `PodScheduled`
+  False, reason `Unschedulable` and the scheduler's message ("0/1 nodes are available: 1 Insufficient cpu.");
 * pod status (phase, conditions incl. Ready, podIP 127.0.0.1, containerStatuses with restartCount, state,
-  lastState with exit code and reason) is written to `pods/<name>/status` when it changes;
-* containers are restarted per the pod's restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap);
+  lastState with exit code and reason — Error, Completed, OOMKilled) is written to `pods/<name>/status` when it
+  changes; with `terminationMessagePolicy: FallbackToLogsOnError` a failed container's message is the end of its
+  log (80 lines, 2048 bytes at most), as the kubelet does;
+* memory limits of Flink containers are enforced: a JVM whose resident memory goes over `resources.limits.memory`
+  is SIGKILLed and reported `OOMKilled`, exit code 137 (tests/flinkbed/kubelet.py: RSS sampled every 0.25 s, a
+  stand-in for the memory cgroup's OOM killer);
+* containers are restarted per the pod's restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap;
+  `--max-restart-backoff` / `SANDBOX_MAX_RESTART_BACKOFF` lowers the cap), shown as `CrashLoopBackOff`;
 * a pod with a deletionTimestamp has its processes stopped (SIGTERM, then SIGKILL after the grace period) and
   is then deleted with grace period 0, as the kubelet does.
 
@@ -41,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import scheduling
 from .kube import ApiError, Kube
 from .podaccess import PodApiAccess, with_env
 
@@ -57,6 +69,11 @@ FLINK_IMAGE = re.compile(r"(?:^|/)flink:v?(\d+)[._](\d+)")
 # container ports of the Flink image and which pod-runner port serves them
 FLINK_REST_PORTS = {8081, "rest"}
 FLINK_RPC_PORTS = {6123, "jobmanager-rpc", "rpc"}
+# What the node offers the scheduler's fit check (a stand-in node, not the host's real size: generous, so that
+# tests running several clusters side by side fit, and a pod asking for more is Unschedulable).
+NODE_ALLOCATABLE = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+IMAGE_BACKOFF_S, IMAGE_BACKOFF_MAX_S = 10.0, 300.0
+TERMINATION_LOG_LINES, TERMINATION_LOG_BYTES = 80, 2048
 
 
 def _now() -> str:
@@ -176,14 +193,19 @@ class PodState:
     conditions_since: dict[str, tuple[str, str]] = field(default_factory=dict)
     last_status: dict[str, Any] | None = None
     generic: list[GenericContainer] = field(default_factory=list)
+    pull_failures: int = 0          # failed image pulls (an image with no Flink distribution)
+    next_pull: float = 0.0          # when the next pull is attempted (monotonic)
 
 
 class NodeAgent:
-    def __init__(self, kube: Kube, state_dir: Path, node_name: str = NODE_NAME, interval_s: float = 1.0):
+    def __init__(self, kube: Kube, state_dir: Path, node_name: str = NODE_NAME, interval_s: float = 1.0,
+                 max_restart_backoff_s: float = 300.0):
         self.kube = kube
         self.state_dir = state_dir
         self.node_name = node_name
         self.interval_s = interval_s
+        self.max_restart_backoff_s = max_restart_backoff_s
+        self._unschedulable: dict[str, str] = {}  # pod uid -> the scheduler message last written
         self.pods_res = kube.resource("v1", "pods")
         self.cm_res = kube.resource("v1", "configmaps")
         self.svc_res = kube.resource("v1", "services")
@@ -203,8 +225,7 @@ class NodeAgent:
     # ------------------------------------------------------------------ node
     def register_node(self) -> None:
         node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.node_name, "labels": {"kubernetes.io/hostname": self.node_name,
-                                                                "kubernetes.io/os": "linux", "sandbox": "true"}},
+                "metadata": {"name": self.node_name, "labels": self.node_labels},
                 "spec": {}}
         if self.kube.get(self.node_res, None, self.node_name) is None:
             try:
@@ -220,8 +241,8 @@ class NodeAgent:
             return
         now = _now()
         live["status"] = {
-            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "capacity": dict(NODE_ALLOCATABLE),
+            "allocatable": dict(NODE_ALLOCATABLE),
             "addresses": [{"type": "InternalIP", "address": LOCALHOST}, {"type": "Hostname", "address": self.node_name}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "sandbox node agent is posting ready status (a stand-in, not a kubelet)",
@@ -257,7 +278,7 @@ class NodeAgent:
             meta, spec = pod["metadata"], pod.get("spec") or {}
             if not spec.get("nodeName"):
                 if not meta.get("deletionTimestamp"):
-                    self._bind(pod)
+                    self._schedule(pod, pods)
                 continue
             if spec["nodeName"] != self.node_name:
                 continue
@@ -291,6 +312,33 @@ class NodeAgent:
         self._sync_services()
         self._write_agent_pids()
 
+    def _schedule(self, pod: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """Bind the pod, or report why it does not fit (the scheduler's PodScheduled=False/Unschedulable)."""
+        reasons = scheduling.misfit(pod, pods, self.node_name, self.node_labels, NODE_ALLOCATABLE)
+        if not reasons:
+            self._unschedulable.pop(pod["metadata"]["uid"], None)
+            self._bind(pod)
+            return
+        message = scheduling.unschedulable_message(reasons)
+        if self._unschedulable.get(pod["metadata"]["uid"]) == message:
+            return
+        live = dict(pod)
+        live["status"] = {**(pod.get("status") or {}), "phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+             "lastProbeTime": None, "lastTransitionTime": _now()}]}
+        try:
+            meta = pod["metadata"]
+            self.kube.request("PUT", self.pods_res.path(meta["namespace"], meta["name"], "status"), live)
+            self._unschedulable[meta["uid"]] = message
+            log.info("%s/%s unschedulable: %s", meta["namespace"], meta["name"], message)
+        except ApiError as e:
+            if e.status not in (404, 409):
+                log.warning("status of unschedulable %s: %s", pod["metadata"]["name"], e)
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux", "sandbox": "true"}
+
     def _bind(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
@@ -298,6 +346,8 @@ class NodeAgent:
         try:
             self.kube.request("POST", self.pods_res.path(meta["namespace"], meta["name"], "binding"), binding)
             log.info("bound %s/%s to %s", meta["namespace"], meta["name"], self.node_name)
+            # Counted in this tick's fit checks of the pods after it (the list was read before the binding).
+            pod.setdefault("spec", {})["nodeName"] = self.node_name
         except ApiError as e:
             if e.status not in (404, 409):
                 log.warning("bind %s: %s", meta["name"], e)
@@ -328,7 +378,8 @@ class NodeAgent:
         if runner is None:
             version, namespace, policy = key
             workdir = self.state_dir / "node" / f"{namespace}-{version}-{policy.lower()}"
-            runner = _pr.PodRunner(flink_dist(version), workdir, namespace=namespace, restart_policy=policy)
+            runner = _pr.PodRunner(flink_dist(version), workdir, namespace=namespace, restart_policy=policy,
+                                   max_restart_backoff_s=self.max_restart_backoff_s, enforce_memory_limits=True)
             self.runners[key] = runner
         return runner
 
@@ -395,10 +446,9 @@ class NodeAgent:
             elif any(g.proc is not None or g.last_exit for g in state.generic):
                 phase = "Running"
         elif state.unsupported:
-            cs = {"name": main_name, "ready": False, "started": False, "restartCount": 0,
-                  "image": next((c.get("image", "") for c in containers if c["name"] == main_name), ""), "imageID": "",
-                  "state": {"waiting": {"reason": "ImageNotSupportedBySandbox", "message": state.unsupported}}}
-            statuses.append(cs)
+            image = next((c.get("image", "") for c in containers if c["name"] == main_name), "")
+            statuses.append({"name": main_name, "ready": False, "started": False, "restartCount": 0,
+                             "image": image, "imageID": "", "state": {"waiting": self._pull(state, image)}})
         else:
             runner = self.runners.get(state.runner_key) if state.runner_key else None
             try:
@@ -413,6 +463,9 @@ class NodeAgent:
                 cs["imageID"] = ""
                 if s.get("pid"):
                     cs["containerID"] = f"local-process://{s['pid']}"
+                main_spec = next((c for c in containers if c["name"] == main_name), {})
+                if main_spec.get("terminationMessagePolicy") == "FallbackToLogsOnError" and runner is not None:
+                    _log_as_termination_message(cs, runner.exits(state.name))
                 statuses.append(cs)
                 phase = s["phase"]
                 ready = bool(cs.get("ready"))
@@ -456,6 +509,16 @@ class NodeAgent:
                 return  # stale: the next tick has the new resourceVersion
             if e.status != 404:
                 log.warning("status of %s: %s", state.name, e)
+
+    def _pull(self, state: PodState, image: str) -> dict[str, str]:
+        """An image the sandbox cannot provide: ErrImagePull on each attempt, ImagePullBackOff in between."""
+        now = time.monotonic()
+        if now >= state.next_pull:
+            state.pull_failures += 1
+            state.next_pull = now + min(IMAGE_BACKOFF_S * 2 ** (state.pull_failures - 1), IMAGE_BACKOFF_MAX_S)
+            return {"reason": "ErrImagePull", "message": f'failed to pull image "{image}": the sandbox node has no '
+                                                         f"such image ({state.unsupported})"}
+        return {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
 
     def _finish_deletions(self, pods: list[dict[str, Any]]) -> None:
         """Pods with a deletionTimestamp: their processes were stopped by _sync_runners (the pod left the runner's
@@ -699,14 +762,30 @@ class NodeAgent:
             pass
 
 
+def _log_as_termination_message(cs: dict[str, Any], exits: list[Any]) -> None:
+    """terminationMessagePolicy FallbackToLogsOnError: a container that failed gets the end of its log as its
+    termination message (the kubelet: the last 80 lines, at most 2048 bytes)."""
+    if not exits or exits[-1].exit_code == 0:
+        return
+    tail = "\n".join(exits[-1].log_tail.splitlines()[-TERMINATION_LOG_LINES:])[-TERMINATION_LOG_BYTES:]
+    for key in ("state", "lastState"):
+        term = (cs.get(key) or {}).get("terminated")
+        if term is not None:
+            cs[key] = {"terminated": {**term, "message": tail}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="The sandbox's node agent (a kubelet stand-in, not a kubelet).")
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--max-restart-backoff", type=float,
+                    default=float(os.environ.get("SANDBOX_MAX_RESTART_BACKOFF", "300")),
+                    help="cap of the CrashLoopBackOff restart delay in seconds (the kubelet's: 300)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
-    agent = NodeAgent(Kube.from_kubeconfig(args.kubeconfig), Path(args.state_dir), interval_s=args.interval)
+    agent = NodeAgent(Kube.from_kubeconfig(args.kubeconfig), Path(args.state_dir), interval_s=args.interval,
+                      max_restart_backoff_s=args.max_restart_backoff)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop_event.set())
     agent.run()

@@ -21,12 +21,13 @@ from typing import Any
 from . import flinkconf, jobsync, observed
 from .diff import DiffType, classify
 from .durations import DurationError, parse_duration
-from .flinkdeployment import cluster, conditions, finalize, observe, recovery, savepoints, upgrade
+from .flinkdeployment import cluster, conditions, finalize, health, observe, recovery, savepoints, upgrade
 from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
 from .flinkdeployment.guard import UnaccountedChildren, refuse_unaccounted_removal
 from .intake import usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
 from .pending import PendingOperations
+from .podhealth import PodCause
 from .podtemplate import json_copy
 from .render import parallelism_and_replicas
 from .snapshots import OP
@@ -64,6 +65,7 @@ def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) ->
         trigger_id=trigger,
         latest_checkpoint=job_id is not None,
         failure_cause=job_id is not None,
+        taskmanagers=True,
     )
 
 
@@ -80,6 +82,7 @@ class _Sync(PendingOperations):
     now_ms: int
     settings: CoreSettings
     session_jobs: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)  # the cluster's pods (customize: related)
 
     def __post_init__(self) -> None:
         meta = self.parent.get("metadata") or {}
@@ -100,6 +103,7 @@ class _Sync(PendingOperations):
         self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
         self.waiting_progress = False
         self.jm_lost = False
+        self.pod_cause: PodCause | None = None
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
         self._annotation: tuple[tuple[Any, ...], str] | None = None
         cluster.check_records_agree(self)
@@ -168,7 +172,9 @@ class _Sync(PendingOperations):
         self._parse_and_validate()
         if finalizing:
             return finalize.finalize(self)
+        self.pod_cause = health.classify(self)
         observe.observe(self)
+        health.report(self)
         self._step()
         result = self._result()
         refuse_unaccounted_removal(self.old_status, self.children_in, result.children, self.name)
@@ -341,7 +347,8 @@ class _Sync(PendingOperations):
         due = self._periodic_due_in_ms() if self.desired is not None and self.desired.job is not None else None
         if due is not None and due > 0:
             resync = min(resync, max(1.0, due / 1000))
-        return resync
+        cap = health.resync_cap_s(self)
+        return min(resync, cap) if cap is not None else resync
 
     def _result(self, keep_lifecycle: bool = False, resync: float | None = None,
                 finalized: bool | None = None) -> SyncResult:
@@ -362,12 +369,15 @@ class _Sync(PendingOperations):
 
 def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, flink: FlinkObservation | None,
                     now_ms: int, settings: CoreSettings, finalizing: bool = False,
-                    session_jobs: list[dict[str, Any]] | None = None) -> SyncResult:
-    """One sync of a FlinkDeployment. Pure: everything it needs comes in as arguments."""
+                    session_jobs: list[dict[str, Any]] | None = None,
+                    pods: list[dict[str, Any]] | None = None) -> SyncResult:
+    """One sync of a FlinkDeployment. Pure: everything it needs comes in as arguments (`pods`: the cluster's
+    pods, which the customize hook relates)."""
     labels = (parent.get("metadata") or {}).get("labels") or {}
     if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
         return _canary(parent, finalizing)
-    return _Sync(parent, children or {}, flink, now_ms, settings, list(session_jobs or [])).run(finalizing)
+    return _Sync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
+                 list(pods or [])).run(finalizing)
 
 
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:

@@ -40,6 +40,7 @@ class FlinkObservation:
     trigger: TriggerResult | None = None
     latest_checkpoint_path: str | None = None
     failure_cause: str | None = None
+    taskmanagers: int | None = None      # TaskManagers registered with the JobManager (None: not known)
 
     def job(self, job_id: str | None) -> JobInfo | None:
         if not job_id or self.jobs is None:
@@ -57,6 +58,7 @@ class ObservationPlan:
     trigger_id: str | None = None
     latest_checkpoint: bool = False      # GET /jobs/{id}/checkpoints
     failure_cause: bool = False          # GET /jobs/{id}/exceptions
+    taskmanagers: bool = False           # GET /overview: registered TaskManagers
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,14 @@ PENDING_RECORD: dict[str, tuple[type, str]] = {
     "checkpointRecorded": (bool, "the job's latest checkpoint was recorded as the restore path"),
 }
 
+#: What is wrong with the cluster's pods (sync/podhealth.py), as the last sync saw it.
+POD_CAUSE_RECORD: dict[str, tuple[type, str]] = {
+    "reason": (str, "the cause: a Kubernetes reason (OOMKilled, CrashLoopBackOff, ...) or RestNotAnswering, TaskManagersMissing"),
+    "component": (str, "jobmanager or taskmanager"),
+    "since": (int, "when this cause was first seen (ms); the readiness timeout counts from here"),
+    "reported": (bool, "reported in status.error with one Warning Event (a new cause, or one that outlasted the timeout)"),
+}
+
 #: Every field of `status.flinkSync`: (JSON type or nested record, meaning).
 FLINK_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
     "cluster": (DEPLOYMENT_RECORD, "the deployment the children are rendered from; children change only with it"),
@@ -55,6 +63,7 @@ FLINK_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
     "submission": (DEPLOYMENT_RECORD, "a session job: the job that should run, recorded before it is submitted"),
     "submitted": (bool, "a session job: the submission succeeded"),
     "submittedAt": (int, "a session job: when the submission was made (ms)"),
+    "podCause": (POD_CAUSE_RECORD, "what is wrong with the cluster's pods; a change of it is one Event"),
 }
 
 
@@ -90,3 +99,8 @@ SNAPSHOT_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
     "cluster": (str, "the FlinkDeployment whose REST API the trigger went to (a session job's session cluster)"),
     "retryAt": (int, "after a failure: the next attempt is not made before this time (ms)"),
 }
+
+
+def pod_cause_record(reason: str, component: str, since: int, reported: bool) -> dict[str, Any]:
+    """The cause of the cluster's pods as the next sync needs it: which one, since when, and whether reported."""
+    return {"reason": reason, "component": component, "since": since, "reported": reported}

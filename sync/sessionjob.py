@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import flinkconf, jobsync, records, snapshots
+from . import flinkconf, jobsync, podhealth, records, snapshots
 from . import sessionjob_submission as submissions
 from .diff import DiffType, classify
 from .flinkdeployment.cluster import iso
@@ -85,6 +85,7 @@ class _SessionJobSync(PendingOperations):
         self.invalid: str | None = None
         self.waiting_progress = False
         self.waiting_reason: str | None = None
+        self.session_pods_cause: str | None = None  # what is wrong with the session cluster's pods (podhealth)
 
     # ------------------------------------------------------------------ helpers
     def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "Job") -> None:
@@ -121,7 +122,8 @@ class _SessionJobSync(PendingOperations):
             return self._result()
         if not self._session_ready():
             self.waiting_reason = (f"waiting for session cluster '{self.session['metadata']['name']}' to be READY "
-                                   f"(now {(self.session.get('status') or {}).get('jobManagerDeploymentStatus') or 'not deployed'})")
+                                   f"(now {(self.session.get('status') or {}).get('jobManagerDeploymentStatus') or 'not deployed'})"
+                                   + (f": {self.session_pods_cause}" if self.session_pods_cause else ""))
             return self._result()
         self._observe()
         self._step()
@@ -370,9 +372,14 @@ def _conditions(s: _SessionJobSync) -> None:
 
 def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
                      now_ms: int, settings: CoreSettings, finalizing: bool = False,
-                     jar_allowlist: tuple[str, ...] = ("https://",)) -> SyncResult:
-    """One sync of a FlinkSessionJob. Pure."""
-    return _SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist).run(finalizing)
+                     jar_allowlist: tuple[str, ...] = ("https://",),
+                     session_pods: list[dict[str, Any]] | None = None) -> SyncResult:
+    """One sync of a FlinkSessionJob. Pure. `session_pods`: the session cluster's pods (customize relates them),
+    so that a job waiting for its session cluster says what is wrong with it."""
+    sync = _SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist)
+    cause = podhealth.classify(podhealth.ClusterView(pods=tuple(session_pods or ())))
+    sync.session_pods_cause = cause.message if cause is not None else None
+    return sync.run(finalizing)
 
 
 def submission_failed(status: dict[str, Any], message: str) -> dict[str, Any]:

@@ -100,11 +100,15 @@ class Controller:
                           headers=self.headers)["relatedResources"]
         related: dict[str, dict[str, Any]] = {}
         namespace = parent["metadata"].get("namespace", "default")
+        kinds = {"flinkdeployments": "FlinkDeployment", "flinksessionjobs": "FlinkSessionJob", "pods": "Pod"}
         for rule in rules:
-            kind = {"flinkdeployments": "FlinkDeployment", "flinksessionjobs": "FlinkSessionJob"}[rule["resource"]]
-            group = related.setdefault(f"{kind}.flink.apache.org/v1beta1", {})
+            kind = kinds[rule["resource"]]
+            group = related.setdefault(f"{kind}.{rule['apiVersion']}", {})
+            wanted = ((rule.get("labelSelector") or {}).get("matchLabels") or {}).items()
             for (k, ns, name), obj in self.cluster.objects.items():
-                if k == kind and ns == namespace and (not rule.get("names") or name in rule["names"]):
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                if k == kind and ns == namespace and (not rule.get("names") or name in rule["names"]) \
+                        and wanted <= labels.items():
                     group[self._key(obj)] = copy.deepcopy(obj)
         return related
 

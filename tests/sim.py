@@ -41,6 +41,7 @@ class World:
     jobs_started: list[str] = field(default_factory=list)
     fail_new_jobs: bool = False
     stale_checkpoints: bool = False   # /jobs/{id}/checkpoints is cached ~3 s: after a stop it may name an old checkpoint
+    pods: list[dict[str, Any]] = field(default_factory=list)  # the cluster's pods as the customize hook relates them
 
     @property
     def name(self) -> str:
@@ -101,7 +102,7 @@ class World:
         # core on a later sync, as in the server (which also reports it in status.error).
         observation = self._observe()
         result = sync_deployment(copy.deepcopy(self.parent), self.request_children(), observation, self.now_ms,
-                                 SETTINGS, finalizing=finalizing)
+                                 SETTINGS, finalizing=finalizing, pods=copy.deepcopy(self.pods))
         flink_io.execute(self.flink(), result.actions)
         self.children = {(c["kind"], c["metadata"]["name"]): c for c in result.children}
         if not self.lose_status_writes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sync.records import DEPLOYMENT_RECORD, FLINK_SYNC_FIELDS, PENDING_RECORD
+from sync.records import DEPLOYMENT_RECORD, FLINK_SYNC_FIELDS, PENDING_RECORD, POD_CAUSE_RECORD
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
 
@@ -22,7 +22,8 @@ def documented_tables() -> list[list[str]]:
 
 
 def test_every_record_field_is_documented_and_nothing_else():
-    assert documented_tables() == [list(FLINK_SYNC_FIELDS), list(DEPLOYMENT_RECORD), list(PENDING_RECORD)]
+    assert documented_tables() == [list(FLINK_SYNC_FIELDS), list(DEPLOYMENT_RECORD), list(PENDING_RECORD),
+                                  list(POD_CAUSE_RECORD)]
 
 
 def test_the_core_writes_no_undocumented_flinksync_field():

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..status import camel, error_message, set_condition
 from .cluster import iso
+from .health import pending_cause
 
 if TYPE_CHECKING:
     from ..deployment import _Sync as DeploymentSync
@@ -21,17 +22,23 @@ class _View:
     is_app: bool
     in_flight: bool        # an upgrade, stop or cancel, or a retry, is under way
     progressing: bool
+    cause_reason: str | None = None     # what is wrong with the pods (sync/podhealth.py), if anything
+    cause_message: str = ""
+    cause_reported: bool = False
 
 
 def _view(s: DeploymentSync) -> _View:
     lifecycle = s.status.get("lifecycleState")
     pending_op = (s.internal.get("pending") or {}).get("op")
     waiting = bool(s.internal.get("next")) or bool(s.internal.get("retryAt"))
+    cause = pending_cause(s)
     return _View(jm_status=s.status.get("jobManagerDeploymentStatus") or "MISSING",
                  job_state=s._job_status().get("state"), lifecycle=lifecycle,
                  error=error_message(s.status.get("error")), is_app=s._is_app(),
                  in_flight=lifecycle in ("UPGRADING", "ROLLING_BACK") or waiting or pending_op in ("stop", "cancel"),
-                 progressing=lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(pending_op) or waiting)
+                 progressing=lifecycle in ("UPGRADING", "DEPLOYED", "ROLLING_BACK") or bool(pending_op) or waiting,
+                 cause_reason=cause[0] if cause else None, cause_message=cause[1] if cause else "",
+                 cause_reported=bool(cause and cause[2]))
 
 
 def _running(v: _View) -> tuple[bool, str, str]:
@@ -58,13 +65,20 @@ def _ready(v: _View) -> tuple[bool, str]:
         return False, "Suspended"
     if v.in_flight and ready:
         return False, "UpgradeInProgress"
+    if v.cause_reason and v.cause_reported:
+        return False, v.cause_reason  # e.g. TaskManagersMissing: the job runs, but not as specified
+    if v.cause_reason and not ready:
+        return False, v.cause_reason
     return ready, reason
 
 
 def _degraded(s: DeploymentSync, v: _View) -> tuple[bool, str, str]:
-    degraded = bool(v.error) or v.lifecycle in ("FAILED", "ROLLED_BACK") or v.jm_status == "ERROR"
+    degraded = bool(v.error) or v.lifecycle in ("FAILED", "ROLLED_BACK") or v.jm_status == "ERROR" or \
+        v.cause_reported
     if s.invalid:
         reason = "ValidationError"
+    elif v.cause_reported and v.cause_reason:
+        reason = v.cause_reason
     else:
         reason = camel(v.lifecycle or "Created") if degraded else "AsExpected"
     return degraded, reason, v.error[:512] if v.error else f"lifecycle {v.lifecycle}"
@@ -80,7 +94,8 @@ def conditions(s: DeploymentSync) -> None:
     ready, ready_reason = _ready(v)
     found = set_condition(found, "Ready", ready, ready_reason,
                           f"lifecycle {v.lifecycle}, JobManager {v.jm_status}"
-                          + (f", job {v.job_state}" if v.job_state else ""), now, generation)
+                          + (f", job {v.job_state}" if v.job_state else "")
+                          + (f"; {v.cause_message[:512]}" if v.cause_reason else ""), now, generation)
     found = set_condition(found, "Progressing", v.progressing, camel(v.lifecycle or "Created"),
                           f"lifecycle {v.lifecycle}", now, generation)
     value, reason, message = _degraded(s, v)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .. import jobsync, observed
 from ..model import FlinkObservation, JobInfo
 from ..status import TERMINAL_JOB_STATES, error_json
+from . import health
 from .cluster import RECORD_ANNOTATION, observed_record
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def _jobmanager_status(s: DeploymentSync, jm: dict[str, Any]) -> str:
         return "READY" if s.flink is not None and s.flink.reachable else "DEPLOYED_NOT_READY"
     failure = observed.replica_failure(jm)
     if not failure:
-        return "DEPLOYING"
+        # A JobManager container that will not start (OOMKilled, crash looping, image): ERROR, reported by health.
+        return "ERROR" if health.jobmanager_failed(s) else "DEPLOYING"
     if s.old_status.get("jobManagerDeploymentStatus") != "ERROR":
         message = f"[flink-main-container] {failure}"
         s.status["error"] = error_json("DeploymentFailedException", message, "FailedCreate")

@@ -14,6 +14,7 @@ from ..render import is_kubernetes_ha
 from ..snapshots import OP
 from ..spec import spec_json
 from ..status import TERMINAL_JOB_STATES
+from . import health
 from .cluster import cluster_record, observed_record
 
 if TYPE_CHECKING:
@@ -244,6 +245,11 @@ def _suspend_last_state(s: DeploymentSync, wanted: str, job_state: str | None) -
         _suspend_keeping_ha(s, wanted)
     elif cancellable:
         start_cancel(s, wanted)
+    elif ((s.reconciled or {}).get("job") or {}).get("upgradeMode") != "last-state" and \
+            health.jobmanager_never_started(s):
+        # Apache's rule for a JobManager that never started (crash loop, OOMKilled, image): no job ran on it, so
+        # the edit that fixes it redeploys from the restore path recorded before (nothing to stop, nothing lost).
+        s._finish_suspend(wanted, "savepoint")
     else:
         s.waiting_progress = True
 

@@ -1,5 +1,12 @@
 """The kubelet's process part: start a pod's container as a process, record its exits, restart
-it with back-off (``restartPolicy``), and stop processes by PID (SIGTERM, then SIGKILL)."""
+it with back-off (``restartPolicy``), and stop processes by PID (SIGTERM, then SIGKILL).
+
+With ``enforce_memory_limits`` (the sandbox's node agent turns it on), a container's
+``resources.limits.memory`` is enforced as the kernel's cgroup OOM killer would: a process whose
+resident memory (VmRSS) goes over the limit is SIGKILLed and its exit recorded as ``OOMKilled``, exit
+code 137. RSS is sampled every monitor tick (0.25 s), so a process may overshoot briefly; page cache
+is not counted (a cgroup counts it). A process killed by a signal exits with 128 + the signal number,
+as a container runtime reports it."""
 
 from __future__ import annotations
 
@@ -10,7 +17,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from .launch import Launcher
-from .pods import MAIN_CONTAINER, ContainerExit, ContainerFailed, Deployment, NotStartable, Pod, PodSpecError
+from .pods import (
+    MAIN_CONTAINER,
+    ContainerExit,
+    ContainerFailed,
+    Deployment,
+    NotStartable,
+    Pod,
+    PodSpecError,
+    main_container,
+    memory_bytes,
+)
 from .reaper import Reaper
 from .status import exit_log_tail
 
@@ -22,6 +39,7 @@ class KubeletSettings(Protocol):
     restart_backoff_s: float
     max_restart_backoff_s: float
     grace_period_s: float
+    enforce_memory_limits: bool
 
 
 class Kubelet:
@@ -37,16 +55,30 @@ class Kubelet:
         now = time.time()
         for dep in deployments:
             for pod in dep.pods:
+                if self._settings.enforce_memory_limits:
+                    self._enforce_memory_limit(pod)
                 if pod.proc is not None and pod.proc.poll() is not None:
-                    self.record_exit(dep, pod, pod.proc.returncode, "")
+                    code = pod.proc.returncode
+                    self.record_exit(dep, pod, 128 - code if code < 0 else code, "")
                 if pod.proc is None and pod.next_start_at is not None and now >= pod.next_start_at:
                     self.start(dep, pod, configmaps)
+
+    def _enforce_memory_limit(self, pod: Pod) -> None:
+        """SIGKILL a process over its memory limit (the kernel's OOM killer in a memory cgroup)."""
+        if pod.proc is None or pod.memory_limit_bytes is None or pod.oom_killed or pod.proc.poll() is not None:
+            return
+        rss = resident_bytes(pod.proc.pid)
+        if rss is not None and rss > pod.memory_limit_bytes:
+            pod.oom_killed = True
+            pod.proc.send_signal(signal.SIGKILL)  # by PID of our own child: no-op if already reaped
 
     def record_exit(self, dep: Deployment, pod: Pod, code: int, extra_output: str) -> None:
         now = time.time()
         started = pod.started_at or now
+        oom, pod.oom_killed = pod.oom_killed, False
         pod.exits.append(
-            ContainerExit(pod.name, dep.name, pod.attempt, code, started, now, exit_log_tail(pod, extra_output))
+            ContainerExit(pod.name, dep.name, pod.attempt, 137 if oom else code, started, now,
+                          exit_log_tail(pod, extra_output), oom_killed=oom)
         )
         if pod.proc is not None:
             self._reaper.remove(pod.proc.pid)
@@ -70,6 +102,8 @@ class Kubelet:
     def start(self, dep: Deployment, pod: Pod, configmaps: Mapping[str, Any]) -> None:
         pod.attempt += 1
         pod.started_at = time.time()
+        container = main_container(dep.template.get("spec") or {}) or {}
+        pod.memory_limit_bytes = memory_bytes(((container.get("resources") or {}).get("limits") or {}).get("memory"))
         try:
             plan = self._launcher.plan(dep, pod, configmaps)
         except NotStartable as e:
@@ -132,3 +166,15 @@ def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
     for fh in (proc.stdout, proc.stderr):
         if fh:
             fh.close()
+
+
+def resident_bytes(pid: int) -> int | None:
+    """VmRSS of a process (None when it is gone or /proc is not readable)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

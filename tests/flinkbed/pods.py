@@ -82,6 +82,18 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+_MEMORY_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+                 "Ti": 2**40}
+
+
+def memory_bytes(quantity: Any) -> int | None:
+    """A Kubernetes memory quantity (``1Gi``, ``1024Mi``, ``1G``, ``1073741824``) in bytes; None if unreadable."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kMGT]i?|)\s*", str(quantity or ""))
+    if not m or m.group(2) not in _MEMORY_UNITS:
+        return None
+    return int(float(m.group(1)) * _MEMORY_UNITS[m.group(2)])
+
+
 def main_container(tmpl_spec: Mapping[str, Any]) -> dict[str, Any] | None:
     """The pod spec's ``flink-main-container``, else its first container; None without containers."""
     containers = tmpl_spec.get("containers") or []
@@ -133,9 +145,12 @@ class ContainerExit:
     started_at: float
     finished_at: float
     log_tail: str  # the last lines of the Flink log file and of stdout/stderr
+    oom_killed: bool = False  # SIGKILLed for going over the container's memory limit (enforce_memory_limits)
 
     @property
     def reason(self) -> str:
+        if self.oom_killed:
+            return "OOMKilled"
         return "Completed" if self.exit_code == 0 else "Error"
 
     def __str__(self) -> str:
@@ -165,6 +180,8 @@ class Pod:
     exits: list[ContainerExit] = field(default_factory=list)
     plan: LaunchPlan | None = None
     deleted: bool = False
+    memory_limit_bytes: int | None = None  # the main container's resources.limits.memory, if enforced
+    oom_killed: bool = False  # the running process was SIGKILLed for memory; its exit is recorded as OOMKilled
 
     @property
     def alive(self) -> bool:

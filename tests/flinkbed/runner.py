@@ -55,6 +55,7 @@ class PodRunner:
         max_restart_backoff_s: float = 300.0,
         grace_period_s: float = 15.0,
         java: str | None = None,
+        enforce_memory_limits: bool = False,
     ) -> None:
         self.dist = dist
         self.workdir = Path(workdir).resolve()
@@ -69,6 +70,8 @@ class PodRunner:
         self.restart_backoff_s = restart_backoff_s
         self.max_restart_backoff_s = max_restart_backoff_s
         self.grace_period_s = grace_period_s
+        # SIGKILL a container over its resources.limits.memory, reported OOMKilled (kubelet.py; the sandbox's)
+        self.enforce_memory_limits = enforce_memory_limits
         self.java = java or find_java()
         self.notes: list[str] = []  # deviations noticed while starting pods (deduplicated)
 

@@ -251,30 +251,29 @@ class _Hooks:
         return self.handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
     def snapshot(self, finalize: bool) -> Response:
-        def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-            req = self.read_json(HookRequest)
-            parent = req.parent
-            _check_parent(parent, "FlinkStateSnapshot")
-            finalizing = finalize or req.finalizing
-            with _refused():
-                result = self.sync.sync_snapshot(parent, req.related, finalizing)
-            return (result.response(finalizing), parent,
-                    {"actions": [a.kind for a in result.actions], "state": result.status.get("state"),
-                     "quiet": _quiet(parent, result)})
-        return self.handle("finalize_flinkstatesnapshot" if finalize else "sync_flinkstatesnapshot", run)
+        return self._parent_without_children("FlinkStateSnapshot", self.sync.sync_snapshot, ("state", "state"),
+                                             finalize)
 
     def session_job(self, finalize: bool) -> Response:
+        return self._parent_without_children("FlinkSessionJob", self.sync.sync_session_job,
+                                             ("lifecycle", "lifecycleState"), finalize)
+
+    def _parent_without_children(self, kind: str, sync: Callable[[dict[str, Any], Any, bool], Any],
+                                 logged: tuple[str, str], finalize: bool) -> Response:
+        """The sync or finalize hook of a kind that has no children, only related objects (a session job, a
+        snapshot); `logged` is (log field, status field): the status field its log line carries."""
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             req = self.read_json(HookRequest)
             parent = req.parent
-            _check_parent(parent, "FlinkSessionJob")
+            _check_parent(parent, kind)
             finalizing = finalize or req.finalizing
             with _refused():
-                result = self.sync.sync_session_job(parent, req.related, finalizing)
+                result = sync(parent, req.related, finalizing)
             return (result.response(finalizing), parent,
-                    {"actions": [a.kind for a in result.actions], "lifecycle": result.status.get("lifecycleState"),
+                    {"actions": [a.kind for a in result.actions], logged[0]: result.status.get(logged[1]),
                      "quiet": _quiet(parent, result)})
-        return self.handle("finalize_flinksessionjob" if finalize else "sync_flinksessionjob", run)
+        hook = kind.lower()
+        return self.handle(f"finalize_{hook}" if finalize else f"sync_{hook}", run)
 
     def customize(self, kind: str) -> Response:
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -156,8 +156,7 @@ class FakeFlink:
         record = self.triggers.get(trigger_id)
         if record is None:
             return SavepointResult("UNKNOWN_TRIGGER")
-        if record["polls"] > 0:
-            record["polls"] -= 1
+        if _still_in_progress(record):
             return SavepointResult("IN_PROGRESS")
         return SavepointResult(record["state"], record.get("location"), record.get("failure"))
 
@@ -166,8 +165,7 @@ class FakeFlink:
         record = self.checkpoint_operations.get(trigger_id)
         if record is None:
             return CheckpointResult("UNKNOWN_TRIGGER")
-        if record["polls"] > 0:
-            record["polls"] -= 1
+        if _still_in_progress(record):
             return CheckpointResult("IN_PROGRESS")
         return CheckpointResult(record["state"], record.get("checkpoint_id"), record.get("failure"))
 
@@ -466,3 +464,11 @@ def boot(name: str, children: Iterable[dict[str, Any]], snapshots: dict[str, int
     if job_id:
         cluster.start_job(job_id, conf.get("execution.savepoint.path"), failure=failure).start_time = start_time
     return cluster
+
+
+def _still_in_progress(operation: dict[str, Any]) -> bool:
+    """A triggered operation answers IN_PROGRESS for its remaining `polls`, one poll at a time."""
+    if operation["polls"] > 0:
+        operation["polls"] -= 1
+        return True
+    return False

@@ -15,6 +15,7 @@ from sync import flinkconf, statesnapshot
 from sync.deployment import plan_observation, sync_deployment
 from sync.diff import classify
 from sync.model import Action, CoreSettings, FlinkObservation, SyncResult
+from sync.records import FlinkSyncRecord
 from sync.render import parallelism_and_replicas
 from sync.spec import SpecError, deserialize_reconciled, parse_deployment_spec
 from sync.status import error_message
@@ -72,14 +73,14 @@ class _World:
         self.snapshots: dict[str, int] = {}
         self.cluster: FakeFlink | None = None
         status = parent.get("status") or {}
-        cluster = (status.get("flinkSync") or {}).get("cluster")
-        if cluster:
+        cluster = FlinkSyncRecord.from_json(status.get("flinkSync") or {}).cluster
+        if cluster is not None:
             from sync.deployment import RECORD_ANNOTATION, record_annotation
             from sync.render import ClusterPlan, render_cluster
-            spec = parse_deployment_spec(json.loads(cluster["spec"]))
+            spec = parse_deployment_spec(cluster.spec_json())
             self.children = render_cluster(ClusterPlan(self.name, parent["metadata"]["namespace"],
-                                                       spec, int(cluster.get("generation") or 1), cluster.get("jobId"),
-                                                       cluster.get("restorePath"), settings.operator_defaults))
+                                                       spec, int(cluster.generation or 1), cluster.job_id,
+                                                       cluster.restore_path, settings.operator_defaults))
             for child in self.children:
                 if child["kind"] == "Deployment" and child["metadata"]["name"] == self.name:
                     child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = record_annotation(cluster)
@@ -231,12 +232,12 @@ def _said_of_status(old_status: dict[str, Any], result: SyncResult, savepoint_di
             said.append("notice the spec change")
         elif event.reason == "Rollback":
             said.append("roll back to the last stable spec")
-    pending = (result.status.get("flinkSync") or {}).get("pending")
-    if pending and not (old_status.get("flinkSync") or {}).get("pending"):
+    pending = FlinkSyncRecord.from_json(result.status.get("flinkSync") or {}).pending
+    if pending is not None and FlinkSyncRecord.from_json(old_status.get("flinkSync") or {}).pending is None:
         what = {"stop": f"stop the job with a savepoint into {savepoint_dir}",
                 "cancel": "cancel the job (its last checkpoint is kept for the restore)",
-                "savepoint": f"take a {pending.get('triggerType', 'manual').lower()} savepoint into {savepoint_dir}"}
-        said.append("record the intent to " + what.get(pending["op"], pending["op"]) + " (carried out next sync)")
+                "savepoint": f"take a {(pending.trigger_type or 'manual').lower()} savepoint into {savepoint_dir}"}
+        said.append("record the intent to " + what.get(pending.op, pending.op) + " (carried out next sync)")
     return said
 
 
@@ -245,9 +246,9 @@ def _said_of_restore(old_status: dict[str, Any], result: SyncResult) -> list[str
     path = (result.status.get("jobStatus") or {}).get("upgradeSavepointPath")
     if path and path != (old_status.get("jobStatus") or {}).get("upgradeSavepointPath"):
         said.append(f"record the restore path {path} in status (before any child changes)")
-    internal, old_internal = result.status.get("flinkSync") or {}, old_status.get("flinkSync") or {}
-    if internal.get("next") and not old_internal.get("next"):
-        said.append(f"record the next deployment (new job id {internal['next'].get('jobId')})")
+    nxt = FlinkSyncRecord.from_json(result.status.get("flinkSync") or {}).next
+    if nxt is not None and FlinkSyncRecord.from_json(old_status.get("flinkSync") or {}).next is None:
+        said.append(f"record the next deployment (new job id {nxt.job_id})")
     return said
 
 

@@ -29,6 +29,7 @@ from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPla
 from .pending import PendingOperations
 from .podhealth import PodCause
 from .podtemplate import json_copy
+from .records import DeploymentRecord, FlinkSyncRecord
 from .render import parallelism_and_replicas
 from .snapshots import OP
 from .spec import (
@@ -47,21 +48,20 @@ def plan_observation(parent: dict[str, Any], children: dict[str, Any] | None) ->
     """Which Flink REST calls this sync needs (pure: decided from the recorded status and observed children)."""
     meta = parent.get("metadata") or {}
     status = usable_status(parent.get("status"))
-    internal = status.get("flinkSync") or {}
-    cluster = internal.get("cluster")
-    pending = internal.get("pending") or {}
-    if not cluster:
+    records = FlinkSyncRecord.from_json(status.get("flinkSync") or {})
+    cluster, pending = records.cluster, records.pending
+    if cluster is None:
         return ObservationPlan()
     jm = observed.deployment(children, meta.get("name", ""))
-    if jm is None and not pending:
+    if jm is None and pending is None:
         return ObservationPlan()
-    job_id = cluster.get("jobId") if json.loads(cluster["spec"]).get("job") is not None else None
-    trigger = pending.get("triggerId") if pending.get("op") in ("stop", "savepoint") else None
+    job_id = cluster.job_id if cluster.spec_json().get("job") is not None else None
+    trigger = pending.trigger_id if pending is not None and pending.op in ("stop", "savepoint") else None
     return ObservationPlan(
         query_cluster=True,
         cluster_info=not status.get("clusterInfo") or status.get("jobManagerDeploymentStatus") != "READY",
         job_id=job_id,
-        trigger_job_id=pending.get("jobId") if trigger else None,
+        trigger_job_id=pending.job_id if trigger and pending is not None else None,
         trigger_id=trigger,
         latest_checkpoint=job_id is not None,
         failure_cause=job_id is not None,
@@ -94,7 +94,9 @@ class _Sync(PendingOperations):
         self.old_status: dict[str, Any] = usable_status(self.parent.get("status"))
         self.status: dict[str, Any] = json_copy(self.old_status)
         self.status.pop("observedGeneration", None)
-        self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
+        self.status.setdefault("flinkSync", {})  # its place in status; _result writes the records there
+        self.incoming_records = FlinkSyncRecord.from_json(self.old_status.get("flinkSync") or {})
+        self.flink_sync = self.incoming_records
         self.events: list[Event] = []
         self.actions: list[Action] = []
         self.desired: FlinkDeploymentSpec | None = None
@@ -108,33 +110,33 @@ class _Sync(PendingOperations):
         self._annotation: tuple[tuple[Any, ...], str] | None = None
         cluster.check_records_agree(self)
 
-    def _remove_cluster(self) -> dict[str, Any]:
+    def _remove_cluster(self) -> DeploymentRecord | None:
         """Take the cluster record out of status, so this response leaves its children out, and record that
         this was deliberate (`removed`): a later sync that still observes them knows they are going."""
-        record = self.internal.pop("cluster", None) or {}
-        seq = record.get("seq")
-        if isinstance(seq, int):
-            self.internal["removed"] = max(seq, int(self.internal.get("removed") or 0))
+        record = self.flink_sync.cluster
+        self._set_records(cluster=None)
+        if record is not None and record.seq is not None:
+            self._set_records(removed=max(record.seq, self.flink_sync.removed or 0))
         return record
 
     # ----------------------------------------------------------------- small accessors
 
     @property
-    def cluster(self) -> dict[str, Any] | None:
-        return self.internal.get("cluster")
+    def cluster(self) -> DeploymentRecord | None:
+        return self.flink_sync.cluster
 
     def _cluster_spec(self) -> FlinkDeploymentSpec | None:
-        if not self.cluster:
+        if self.cluster is None:
             return None
-        text = self.cluster["spec"]
+        text = self.cluster.spec
         if self._parsed_cluster_spec is None or self._parsed_cluster_spec[0] != text:
             # Parsed once per sync (it is asked for several times); callers only read it.
             self._parsed_cluster_spec = (text, parse_deployment_spec(json.loads(text)))
         return self._parsed_cluster_spec[1]
 
-    def _record_annotation(self, record: dict[str, Any]) -> str:
+    def _record_annotation(self, record: DeploymentRecord) -> str:
         """record_annotation(record), computed once per sync for the same record values."""
-        key = tuple(record.get(k) for k in ("seq", "jobId", "restorePath", "generation", "spec"))
+        key = (record.seq, record.job_id, record.restore_path, record.generation, record.spec)
         if self._annotation is None or self._annotation[0] != key:
             self._annotation = (key, record_annotation(record))
         return self._annotation[1]
@@ -177,7 +179,8 @@ class _Sync(PendingOperations):
         health.report(self)
         self._step()
         result = self._result()
-        refuse_unaccounted_removal(self.old_status, self.children_in, result.children, self.name)
+        refuse_unaccounted_removal(self.old_status, self.incoming_records, self.children_in, result.children,
+                                   self.name)
         return result
 
     def _parse_and_validate(self) -> None:
@@ -226,7 +229,7 @@ class _Sync(PendingOperations):
         if diff == DiffType.IGNORE and self._recon().get("state") != "UPGRADING":
             self._steady()
             return
-        if self.internal.get("manualRestore") and not self._leave_manual_restore(diff):
+        if self.flink_sync.manual_restore and not self._leave_manual_restore(diff):
             return
         jobsync.announce_spec_change(self, diff, fields, "FlinkDeploymentSpec")
         if jobsync.retry_later(self):
@@ -238,10 +241,10 @@ class _Sync(PendingOperations):
 
     def _continue_recorded_step(self) -> bool:
         """A next deployment, an operation in flight, or a stopped job whose cluster is still there."""
-        if self.internal.get("next"):
+        if self.flink_sync.next is not None:
             upgrade.deploy_next(self)
             return True
-        if self.internal.get("pending"):
+        if self.flink_sync.pending is not None:
             self._progress_pending()
             return True
         if self.cluster and self.reconciled is not None and \
@@ -295,9 +298,9 @@ class _Sync(PendingOperations):
         if diff != DiffType.SAVEPOINT_REDEPLOY and not (job is not None and job.upgradeMode == "stateless"
                                                         and diff != DiffType.IGNORE):
             return False
-        self.internal.pop("manualRestore")
+        self._set_records(manual_restore=None)
         if diff == DiffType.SAVEPOINT_REDEPLOY and job is not None:
-            self.internal["redeployFrom"] = job.initialSavepointPath
+            self._set_records(redeploy_from=job.initialSavepointPath)
         return True
 
     # ----------------------------------------------------------------- hooks for sync/pending.py
@@ -358,8 +361,7 @@ class _Sync(PendingOperations):
         self.status["observedGeneration"] = self.generation
         self._task_manager_status()
         conditions.conditions(self)
-        if not self.internal:
-            self.status.pop("flinkSync", None)
+        self._write_records()
         if resync is None:
             resync = self._resync_after()
         children = cluster.children(self) if finalized is not True else []

@@ -5,8 +5,9 @@ Metacontroller passes objects it read from the API server. Their schema allows w
 written it. The core reads them only after these checks:
 
 * a status part the core cannot continue from (a non-object `flinkSync`, `reconciliationStatus`,
-  `jobStatus`; a cluster record that is not an object with a spec) is a `StatusUnusable` naming the
-  field: the hook answers 422 and Metacontroller applies nothing, so no child is lost;
+  `jobStatus`; a field of `flinkSync` of another type than `sync/records.py` gives it; a record without a
+  field it cannot be continued from without, such as a cluster record without its spec) is a `StatusUnusable`
+  naming the field: the hook answers 422 and Metacontroller applies nothing, so no child is lost;
 * what can be rebuilt without losing anything is rebuilt: conditions that are not objects are dropped
   (flink-sync rewrites them every sync); an empty cluster record (`null`, `{}`, `[]`, `0`) is no record,
   and the cluster is then adopted from what is observed, or refused (`sync.deployment`);
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .records import FLINK_SYNC_FIELDS, types_of
+from .records import FlinkSyncRecord, required_keys, types_of
 
 #: The status fields a sync reads, with the JSON type each must have (null is always allowed: "not set").
 #: A field of another type was not written by an operator of these CRDs; the sync answers 422 naming it.
@@ -31,10 +32,12 @@ STATUS_FIELDS: dict[str, Any] = {
                                     "lastPeriodicSavepointTimestamp": int}},
     "reconciliationStatus": {"state": str, "lastReconciledSpec": str, "lastStableSpec": str,
                              "reconciliationTimestamp": int},
-    "flinkSync": types_of(FLINK_SYNC_FIELDS),
+    "flinkSync": types_of(FlinkSyncRecord),
 }
+#: The records of `flinkSync` (nested objects) and the fields each must have.
+RECORD_REQUIRED = required_keys(FlinkSyncRecord)
 #: The records an empty value (`null`, `{}`, `[]`, `0`) means "no record" for.
-RECORD_KEYS = ("cluster", "next", "pending", "submission")
+RECORD_KEYS = tuple(RECORD_REQUIRED)
 _JSON_TYPE = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list"}
 
 
@@ -85,10 +88,9 @@ def usable_status(status: Any) -> dict[str, Any]:
         raise StatusUnusable("status: must be an object")
     _check_types(status, STATUS_FIELDS, "status")
     internal = status.get("flinkSync") or {}
-    for key in ("cluster", "next"):
-        record = internal.get(key)
-        if record and not isinstance(record.get("spec"), str):
-            raise StatusUnusable(f"status.flinkSync.{key}.spec: must be the recorded spec as a JSON string")
+    for key, required in RECORD_REQUIRED.items():
+        if internal.get(key):
+            _check_required(internal[key], required, f"status.flinkSync.{key}")
     rebuilt = _rebuild(status, internal)
     return rebuilt if rebuilt is not None else status
 
@@ -107,6 +109,16 @@ def _check_types(data: dict[str, Any], fields: dict[str, Any], where: str) -> No
             raise StatusUnusable(f"{where}.{key}: must be {_JSON_TYPE[kind]}, not {type(value).__name__}")
         if isinstance(expected, dict):
             _check_types(value, expected, f"{where}.{key}")
+
+
+def _check_required(record: dict[str, Any], required: tuple[str, ...], where: str) -> None:
+    """A record has the fields a sync continues from (a stop or savepoint also its trigger id)."""
+    if record.get("op") in ("stop", "savepoint"):
+        required = (*required, "triggerId")
+    for key in required:
+        if record.get(key) is None:
+            what = "the recorded spec as a JSON string" if key == "spec" else "set"
+            raise StatusUnusable(f"{where}.{key}: must be {what}")
 
 
 def _usable_condition(condition: Any) -> bool:

@@ -8,18 +8,21 @@ from typing import Any, Protocol
 from .diff import DiffType
 from .model import FlinkObservation, JobInfo
 from .pending import settled
+from .records import FlinkSyncRecord
 from .status import TERMINAL_JOB_STATES, error_json
 
 
 class JobSync(Protocol):
     """The part of a sync (either kind) these steps use."""
     status: dict[str, Any]
-    internal: dict[str, Any]
+    flink_sync: FlinkSyncRecord
     now_ms: int
     generation: int
     waiting_progress: bool
 
     def _job_status(self) -> dict[str, Any]: ...
+
+    def _set_records(self, **changes: Any) -> None: ...
 
     def _event(self, reason: str, message: str, kind: str = ..., component: str = ...) -> None: ...
 
@@ -43,9 +46,9 @@ def record_terminal_checkpoint(s: JobSync, job: JobInfo, flink: FlinkObservation
     """A terminal job's latest checkpoint is where a later restore starts: once per terminal job, and only after
     Flink's checkpoint statistics have caught up with its end (sync/pending.py `settled`)."""
     if job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path and settled(job, s.now_ms) and \
-            s.internal.get("checkpointOf") != job.job_id and not s.internal.get("pending"):
+            s.flink_sync.checkpoint_of != job.job_id and not s.flink_sync.pending:
         s._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
-        s.internal["checkpointOf"] = job.job_id
+        s._set_records(checkpoint_of=job.job_id)
 
 
 def report_failure(s: JobSync, job: JobInfo, old_state: str | None, flink: FlinkObservation) -> None:
@@ -58,17 +61,17 @@ def report_failure(s: JobSync, job: JobInfo, old_state: str | None, flink: Flink
 
 def announce_spec_change(s: JobSync, diff: DiffType, fields: list[str], spec_kind: str) -> None:
     """One SpecChanged event per generation, as Apache emits it."""
-    if diff != DiffType.IGNORE and s.internal.get("specChangedGeneration") != s.generation:
-        s.internal["specChangedGeneration"] = s.generation
+    if diff != DiffType.IGNORE and s.flink_sync.spec_changed_generation != s.generation:
+        s._set_records(spec_changed_generation=s.generation)
         s._event("SpecChanged", f"{diff.name} change(s) detected (Diff: {spec_kind}["
                  + ", ".join(fields) + "]), starting reconciliation.", component="JobManagerDeployment")
 
 
 def retry_later(s: JobSync) -> bool:
     """A failed upgrade step waits for its retry time (`retryAt`)."""
-    retry_at = s.internal.get("retryAt")
+    retry_at = s.flink_sync.retry_at
     if retry_at and s.now_ms < retry_at:
         s.waiting_progress = True
         return True
-    s.internal.pop("retryAt", None)
+    s._set_records(retry_at=None)
     return False

@@ -16,6 +16,7 @@ from typing import Any
 from . import snapshots
 from .ids import derive_id
 from .model import Action, Event, FlinkObservation
+from .records import FlinkSyncRecord, PendingRecord
 from .snapshots import _duration_ms, _opt
 from .spec import deserialize_reconciled
 from .status import TERMINAL_JOB_STATES, error_json
@@ -37,7 +38,7 @@ class PendingOperations(ABC):
     Each kind provides the three methods at the end."""
 
     uid: str
-    internal: dict[str, Any]
+    flink_sync: FlinkSyncRecord
     status: dict[str, Any]
     flink: FlinkObservation | None
     now_ms: int
@@ -51,10 +52,10 @@ class PendingOperations(ABC):
     def _start_savepoint(self, job_id: str, trigger_type: str, nonce: int | None, key: object) -> None:
         """Record a savepoint of `job_id` to take (MANUAL for `nonce`, or PERIODIC), keyed by `key` so that a
         retried sync asks for the same savepoint. Issued on the next sync, once this record is durable."""
-        pending = {"op": "savepoint", "triggerId": derive_id(self.uid, "savepoint", job_id, trigger_type, key),
-                   "jobId": job_id, "startedAt": self.now_ms, "triggerType": trigger_type, "nonce": nonce}
-        self.internal["pending"] = pending
-        self._savepoint_info().update({"triggerId": pending["triggerId"], "triggerTimestamp": self.now_ms,
+        pending = PendingRecord.savepoint(derive_id(self.uid, "savepoint", job_id, trigger_type, key), job_id,
+                                          self.now_ms, trigger_type, nonce)
+        self._set_records(pending=pending)
+        self._savepoint_info().update({"triggerId": pending.trigger_id, "triggerTimestamp": self.now_ms,
                                        "triggerType": trigger_type,
                                        "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
         self.waiting_progress = True
@@ -62,51 +63,62 @@ class PendingOperations(ABC):
     def _periodic_due_in_ms(self) -> int | None:
         return snapshots.periodic_due_in_ms(self.config, self._job_status(), self.now_ms)
 
+    def _set_records(self, **changes: Any) -> None:
+        """Change fields of `status.flinkSync` (None: the field goes)."""
+        self.flink_sync = self.flink_sync.replace(**changes)
+
+    def _write_records(self) -> None:
+        """`status.flinkSync` from the records (left out when there are none)."""
+        written = self.flink_sync.to_json()
+        if written:
+            self.status["flinkSync"] = written
+        else:
+            self.status.pop("flinkSync", None)
+
     def _progress_pending(self) -> None:
-        pending = self.internal["pending"]
+        pending = self.flink_sync.pending
+        assert pending is not None
         self.waiting_progress = True
-        if pending["op"] == "cancel":
+        if pending.op == "cancel":
             self._progress_cancel(pending)
         else:
             self._progress_trigger(pending)
 
-    def _progress_cancel(self, pending: dict[str, Any]) -> None:
+    def _progress_cancel(self, pending: PendingRecord) -> None:
         flink = self.flink
         if flink is None or not flink.reachable or flink.jobs is None:
             return  # nothing known: wait
-        job = flink.job(pending["jobId"])
+        job = flink.job(pending.job_id)
         if job is not None and job.state not in TERMINAL_JOB_STATES:
-            if not pending.get("issuedAt") or self.now_ms - int(pending["issuedAt"]) > CANCEL_REISSUE_MS:
+            if not pending.issued_at or self.now_ms - pending.issued_at > CANCEL_REISSUE_MS:
                 # The cancel intent is durable (it came in with the status): ask Flink, again after 30 s.
-                self.actions.append(Action("cancel", {"job_id": pending["jobId"]},
-                                           required=pending.get("purpose") != "delete"))
-                pending["issuedAt"] = self.now_ms
+                self.actions.append(Action("cancel", {"job_id": pending.job_id}, required=pending.purpose != "delete"))
+                self._set_records(pending=pending.replace(issued_at=self.now_ms))
                 self._job_status()["state"] = "CANCELLING"
             return
-        if job is not None and not pending.get("checkpointRecorded"):
+        if job is not None and not pending.checkpoint_recorded:
             if not settled(job, self.now_ms):
                 return  # Flink's checkpoint statistics lag the job's end by up to ~3 s
             # Record the terminal state and the last checkpoint first; finish on the next sync.
             self._job_status()["state"] = job.state
             if flink.latest_checkpoint_path:
                 self._job_status()["upgradeSavepointPath"] = flink.latest_checkpoint_path
-            pending["checkpointRecorded"] = True
-            self.internal["checkpointOf"] = job.job_id
+            self._set_records(pending=pending.replace(checkpoint_recorded=True), checkpoint_of=job.job_id)
             return
-        self.internal.pop("pending")
-        if pending.get("purpose") == "delete":
-            self.internal["deleteReady"] = True
+        self._set_records(pending=None)
+        if pending.purpose == "delete":
+            self._set_records(delete_ready=True)
             return
-        self._finish_suspend(self._wanted_state(), pending.get("restoreMode") or "savepoint")
+        self._finish_suspend(self._wanted_state(), pending.restore_mode or "savepoint")
 
-    def _progress_trigger(self, pending: dict[str, Any]) -> None:
+    def _progress_trigger(self, pending: PendingRecord) -> None:
         """A stop-with-savepoint or a savepoint, polled by its trigger id."""
         flink = self.flink
         trigger = flink.trigger if flink is not None and flink.reachable else None
         timeout_ms = _duration_ms(self.config, "savepoint.trigger.timeout",
                                   self.config.get("execution.checkpointing.timeout") or "10 min")
         if trigger is None:
-            if self.now_ms - pending["startedAt"] > timeout_ms:
+            if self.now_ms - pending.started_at > timeout_ms:
                 self._pending_failed(pending, "Flink did not report the savepoint in time")
             return
         assert flink is not None
@@ -114,7 +126,7 @@ class PendingOperations(ABC):
             self._unknown_trigger(pending, flink)
             return
         if trigger.state == "IN_PROGRESS":
-            if self.now_ms - pending["startedAt"] > timeout_ms:
+            if self.now_ms - pending.started_at > timeout_ms:
                 self._pending_failed(pending, "Timed out waiting for the savepoint")
             return
         if trigger.state == "FAILED" or not trigger.location:
@@ -122,11 +134,11 @@ class PendingOperations(ABC):
             return
         self._pending_completed(pending, trigger.location)
 
-    def _unknown_trigger(self, pending: dict[str, Any], flink: FlinkObservation) -> None:
+    def _unknown_trigger(self, pending: PendingRecord, flink: FlinkObservation) -> None:
         """Flink never received the trigger (or restarted): ask again with the same trigger id, unless the job
         shows what became of it."""
-        op = pending["op"]
-        job = flink.job(pending["jobId"])
+        op = pending.op
+        job = flink.job(pending.job_id)
         if op == "stop" and job is not None and job.state in TERMINAL_JOB_STATES and flink.latest_checkpoint_path:
             # Flink forgot the stop's result (kept 5 min, or the JobManager restarted) but the job did stop:
             # its latest savepoint/checkpoint is the restore point.
@@ -138,40 +150,37 @@ class PendingOperations(ABC):
         self.actions.append(snapshots.stop_action(pending, self.config) if op == "stop"
                             else snapshots.savepoint_action(pending, self.config))
 
-    def _pending_completed(self, pending: dict[str, Any], location: str) -> None:
-        self.internal.pop("pending")
-        self.internal.pop("attempts", None)
-        if pending["op"] == "stop":
+    def _pending_completed(self, pending: PendingRecord, location: str) -> None:
+        self._set_records(pending=None, attempts=None)
+        if pending.op == "stop":
             self._job_status()["upgradeSavepointPath"] = location
-            self.internal["checkpointOf"] = pending["jobId"]  # the stop's savepoint is this job's restore point
-            self._add_savepoint(location, pending["startedAt"], "UPGRADE", None)
-            if pending.get("purpose") == "delete":
-                self.internal["deleteReady"] = True
+            self._set_records(checkpoint_of=pending.job_id)  # the stop's savepoint is this job's restore point
+            self._add_savepoint(location, pending.started_at, "UPGRADE", None)
+            if pending.purpose == "delete":
+                self._set_records(delete_ready=True)
                 return
             self._job_status()["state"] = "FINISHED"
             self._finish_suspend(self._wanted_state(), "savepoint")
             return
-        trigger_type = pending.get("triggerType", "MANUAL")
-        nonce = pending.get("nonce")
-        self._add_savepoint(location, pending["startedAt"], trigger_type, nonce)
-        self._savepoint_done(trigger_type, nonce, pending["startedAt"])
+        trigger_type = pending.trigger_type or "MANUAL"
+        self._add_savepoint(location, pending.started_at, trigger_type, pending.nonce)
+        self._savepoint_done(trigger_type, pending.nonce, pending.started_at)
 
-    def _pending_failed(self, pending: dict[str, Any], reason: str) -> None:
-        self.internal.pop("pending")
-        if pending["op"] == "stop":
+    def _pending_failed(self, pending: PendingRecord, reason: str) -> None:
+        self._set_records(pending=None)
+        if pending.op == "stop":
             message = f"Savepoint Error: {reason}"
             self.status["error"] = error_json("UpgradeFailureException", message, "SavepointError")
             self._event("SavepointError", message, "Warning")
-            self.internal["attempts"] = int(self.internal.get("attempts") or 0) + 1
-            self.internal["retryAt"] = self.now_ms + UPGRADE_RETRY_MS
+            self._set_records(attempts=(self.flink_sync.attempts or 0) + 1, retry_at=self.now_ms + UPGRADE_RETRY_MS)
             if self._recon().get("state") == "UPGRADING":
                 self._recon()["state"] = "DEPLOYED"  # the job keeps running; the upgrade is retried later
             return
-        trigger_type = pending.get("triggerType", "MANUAL")
-        message = (f"Savepoint failed for savepointTriggerNonce: {pending.get('nonce')}: {reason}"
+        trigger_type = pending.trigger_type or "MANUAL"
+        message = (f"Savepoint failed for savepointTriggerNonce: {pending.nonce}: {reason}"
                    if trigger_type == "MANUAL" else f"Periodic savepoint failed: {reason}")
         self._event("SavepointError", message, "Warning", "Operator")
-        self._savepoint_done(trigger_type, pending.get("nonce"), pending["startedAt"])
+        self._savepoint_done(trigger_type, pending.nonce, pending.started_at)
 
     def _savepoint_done(self, trigger_type: str, nonce: int | None, started_at: int) -> None:
         """A savepoint ended (either way): clear its trigger; a periodic one counts from its start, a manual one

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import flinkconf, jobsync, podhealth, records, snapshots
+from . import flinkconf, jobsync, podhealth, snapshots
 from . import sessionjob_submission as submissions
 from .diff import DiffType, classify
 from .flinkdeployment.cluster import iso
@@ -26,6 +26,7 @@ from .model import (
     SyncResult,
 )
 from .pending import PendingOperations
+from .records import FlinkSyncRecord, PendingRecord
 from .sessionjob_submission import session_config
 from .snapshots import OP
 from .spec import (
@@ -48,16 +49,17 @@ from .validation import validate_session_job
 
 def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> ObservationPlan:
     status = usable_status(parent.get("status"))
-    internal = status.get("flinkSync") or {}
     if session is None or (session.get("status") or {}).get("jobManagerDeploymentStatus") != "READY":
         return ObservationPlan()
-    submission = internal.get("submission") or {}
-    pending = internal.get("pending") or {}
-    job_id = submission.get("jobId") or pending.get("jobId") or (status.get("jobStatus") or {}).get("jobId")
+    records = FlinkSyncRecord.from_json(status.get("flinkSync") or {})
+    submission, pending = records.submission, records.pending
+    job_id = (submission.job_id if submission is not None else None) or \
+        (pending.job_id if pending is not None else None) or (status.get("jobStatus") or {}).get("jobId")
     if not job_id:
         return ObservationPlan()
-    trigger = pending.get("triggerId") if pending.get("op") in ("stop", "savepoint") else None
-    return ObservationPlan(query_cluster=True, job_id=job_id, trigger_job_id=pending.get("jobId") if trigger else None,
+    trigger = pending.trigger_id if pending is not None and pending.op in ("stop", "savepoint") else None
+    return ObservationPlan(query_cluster=True, job_id=job_id,
+                           trigger_job_id=pending.job_id if trigger and pending is not None else None,
                            trigger_id=trigger, latest_checkpoint=True, failure_cause=True)
 
 
@@ -74,7 +76,9 @@ class _SessionJobSync(PendingOperations):
         self.old_status = usable_status(parent.get("status"))  # StatusUnusable (422) when it cannot be continued
         self.status = copy.deepcopy(self.old_status)
         self.status.pop("observedGeneration", None)
-        self.internal: dict[str, Any] = self.status.setdefault("flinkSync", {})
+        self.status.setdefault("flinkSync", {})  # its place in status; _result writes the records there
+        self.incoming_records = FlinkSyncRecord.from_json(self.old_status.get("flinkSync") or {})
+        self.flink_sync = self.incoming_records
         self.recon: dict[str, Any] = self.status.setdefault("reconciliationStatus", {})
         self.job_status: dict[str, Any] = self.status.setdefault("jobStatus", {})
         self.reconciled, _ = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
@@ -156,14 +160,14 @@ class _SessionJobSync(PendingOperations):
     def _observe(self) -> None:
         """jobStatus from the session cluster's view of the submitted job."""
         flink = self.flink
-        submission = self.internal.get("submission")
-        if flink is None or not submission:
+        submission = self.flink_sync.submission
+        if flink is None or submission is None:
             return
         if not flink.reachable:
             if self.job_status.get("state") == "RUNNING":
                 self.job_status["state"] = "RECONCILING"
             return
-        job = flink.job(submission.get("jobId"))
+        job = flink.job(submission.job_id)
         if job is None:
             return
         old = self.job_status.get("state")
@@ -197,11 +201,11 @@ class _SessionJobSync(PendingOperations):
 
     def _continue_recorded_step(self) -> bool:
         """An operation in flight, or a recorded submission not yet made (or lost by the session cluster)."""
-        if self.internal.get("pending"):
+        if self.flink_sync.pending is not None:
             self._progress_pending()
             return True
-        submission = self.internal.get("submission")
-        if submission and (not self.internal.get("submitted") or submissions.submission_lost(self, submission)):
+        submission = self.flink_sync.submission
+        if submission and (not self.flink_sync.submitted or submissions.submission_lost(self, submission)):
             submissions.submit(self, submission)
             return True
         return False
@@ -210,13 +214,12 @@ class _SessionJobSync(PendingOperations):
         assert self.desired is not None and self.desired.job is not None
         current = ((self.reconciled or {}).get("job") or {}).get("state", "running")
         wanted = self.desired.job.state
-        submission = self.internal.get("submission")
+        submission = self.flink_sync.submission
         if submission and current == "running":
             self._suspend(diff, wanted)
             return
         if submission and current == "suspended":
-            self.internal.pop("submission")
-            self.internal.pop("submitted", None)
+            self._set_records(submission=None, submitted=None)
             self.waiting_progress = True
             return
         if wanted == "suspended":
@@ -230,7 +233,9 @@ class _SessionJobSync(PendingOperations):
         with a savepoint; a job that already ended is suspended from its last checkpoint."""
         assert self.desired is not None and self.desired.job is not None
         state = self.job_status.get("state")
-        job_id = self.internal["submission"]["jobId"]
+        assert self.flink_sync.submission is not None
+        job_id = self.flink_sync.submission.job_id
+        assert job_id is not None  # a submission names its job
         if state in TERMINAL_JOB_STATES or self._job_gone(job_id):
             if state in TERMINAL_JOB_STATES and \
                     (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
@@ -259,21 +264,20 @@ class _SessionJobSync(PendingOperations):
         assert self.desired is not None and self.desired.job is not None
         redeploy = diff == DiffType.SAVEPOINT_REDEPLOY
         if redeploy:
-            self.internal["redeployFrom"] = self.desired.job.initialSavepointPath
+            self._set_records(redeploy_from=self.desired.job.initialSavepointPath)
         if redeploy or self.desired.job.upgradeMode == "stateless":
-            self.internal["pending"] = records.cancel_record(
-                job_id, self.now_ms, restore_mode="savepoint" if redeploy else "stateless")
+            self._set_records(pending=PendingRecord.cancel(job_id, self.now_ms,
+                                                           restore_mode="savepoint" if redeploy else "stateless"))
             return True
         if state != "RUNNING":
             return False
-        attempt = int(self.internal.get("attempts") or 0)
-        self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, attempt), job_id,
-                                                       self.now_ms)
+        attempt = self.flink_sync.attempts or 0
+        self._set_records(pending=PendingRecord.stop(derive_id(self.uid, "stop", job_id, attempt), job_id, self.now_ms))
         return True
 
     def _other_changes(self) -> None:
-        submission = self.internal.get("submission")
-        if self.desired is None or self.desired.job is None or not submission or \
+        submission = self.flink_sync.submission
+        if self.desired is None or self.desired.job is None or submission is None or submission.job_id is None or \
                 self.job_status.get("state") != "RUNNING" or ((self.reconciled or {}).get("job") or {}).get("state") != "running":
             return
         nonce = self.desired.job.savepointTriggerNonce
@@ -286,7 +290,7 @@ class _SessionJobSync(PendingOperations):
                 trigger_type, key, nonce = "PERIODIC", self.now_ms + due, None
         if trigger_type is None:
             return
-        self._start_savepoint(submission["jobId"], trigger_type, nonce, key)
+        self._start_savepoint(submission.job_id, trigger_type, nonce, key)
 
     # ------------------------------------------------------------------ deletion
     def _finalize(self) -> SyncResult:
@@ -294,25 +298,26 @@ class _SessionJobSync(PendingOperations):
         self.status["lifecycleState"] = "DELETING"
         if self.old_status.get("lifecycleState") not in ("DELETING", "DELETED"):
             self._event("Cleanup", "Cleaning up FlinkSessionJob", component="Operator")
-        submission = self.internal.get("submission")
-        if not submission or self._nothing_to_stop():
-            if self.internal.get("deleteReady") and (self.old_status.get("flinkSync") or {}).get("deleteReady") is None:
+        submission = self.flink_sync.submission
+        if submission is None or self._nothing_to_stop():
+            if self.flink_sync.delete_ready and self.incoming_records.delete_ready is None:
                 return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
             self.status["lifecycleState"] = "DELETED"
-            self.internal.pop("submission", None)
+            self._set_records(submission=None)
             return self._result(keep_lifecycle=True, finalized=True)
         self._observe()
-        if self.internal.get("pending"):
+        if self.flink_sync.pending is not None:
             self._progress_pending()
             return self._result(keep_lifecycle=True, finalized=False,
-                                resync=0.5 if self.internal.get("deleteReady") else 2.0)
-        job_id = submission["jobId"]
+                                resync=0.5 if self.flink_sync.delete_ready else 2.0)
+        job_id = submission.job_id
+        assert job_id is not None  # a submission names its job
         if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
                 and snapshots.savepoint_dir(self.config):
-            self.internal["pending"] = records.stop_record(derive_id(self.uid, "stop", job_id, "delete"), job_id,
-                                                           self.now_ms, "delete")
+            self._set_records(pending=PendingRecord.stop(derive_id(self.uid, "stop", job_id, "delete"), job_id,
+                                                         self.now_ms, "delete"))
         else:
-            self.internal["pending"] = records.cancel_record(job_id, self.now_ms, "delete")
+            self._set_records(pending=PendingRecord.cancel(job_id, self.now_ms, "delete"))
         return self._result(keep_lifecycle=True, finalized=False, resync=1.0)
 
     def _nothing_to_stop(self) -> bool:
@@ -321,7 +326,7 @@ class _SessionJobSync(PendingOperations):
         cancelled properly; only a session cluster that is gone releases the job at once."""
         session_gone = self.session is None or (self.session.get("status") or {}).get("lifecycleState") == "DELETED"
         return self.job_status.get("state") in TERMINAL_JOB_STATES or session_gone or not self._session_ready() \
-            or bool(self.internal.get("deleteReady"))
+            or bool(self.flink_sync.delete_ready)
 
     # ------------------------------------------------------------------ result
     def _result(self, keep_lifecycle: bool = False, finalized: bool | None = None,
@@ -331,8 +336,7 @@ class _SessionJobSync(PendingOperations):
             self.status["lifecycleState"] = lifecycle_state(self.status, is_deployment=False)
         self.status["observedGeneration"] = self.generation
         _conditions(self)
-        if not self.internal:
-            self.status.pop("flinkSync", None)
+        self._write_records()
         if not self.job_status:
             self.status.pop("jobStatus", None)
         return SyncResult(status=self.status, children=[], actions=self.actions, events=self.events,
@@ -385,7 +389,7 @@ def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, fli
 def submission_failed(status: dict[str, Any], message: str) -> dict[str, Any]:
     """Fold a failed submit call back into the status (the next sync submits again with the same job id)."""
     status = copy.deepcopy(status)
-    internal = status.setdefault("flinkSync", {})
-    internal.pop("submitted", None)
+    records = FlinkSyncRecord.from_json(status.get("flinkSync") or {})
+    status["flinkSync"] = records.replace(submitted=None).to_json()
     status["error"] = error_json("SubmissionException", message)
     return status

@@ -7,6 +7,7 @@ from typing import Any
 from . import flinkconf
 from .durations import DurationError, parse_duration
 from .model import Action
+from .records import PendingRecord
 from .schedule import ScheduleError, parse_schedule
 from .validation import SAVEPOINT_DIR_KEYS
 
@@ -29,18 +30,18 @@ def savepoint_dir(config: dict[str, str]) -> str | None:
     return flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS)
 
 
-def stop_action(pending: dict[str, Any], config: dict[str, str]) -> Action:
+def stop_action(pending: PendingRecord, config: dict[str, str]) -> Action:
     """Stop-with-savepoint for a recorded `pending` stop (its trigger id makes a repeat idempotent)."""
     return Action("stop_with_savepoint", {
-        "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": savepoint_dir(config),
+        "job_id": pending.job_id, "trigger_id": pending.trigger_id, "target_dir": savepoint_dir(config),
         "drain": flinkconf.is_true(config, OP + "job.drain-on-savepoint-deletion"),
         "format_type": _opt(config, "savepoint.format.type", "CANONICAL")})
 
 
-def savepoint_action(pending: dict[str, Any], config: dict[str, str]) -> Action:
+def savepoint_action(pending: PendingRecord, config: dict[str, str]) -> Action:
     """Savepoint trigger for a recorded `pending` savepoint."""
     return Action("trigger_savepoint", {
-        "job_id": pending["jobId"], "trigger_id": pending["triggerId"], "target_dir": savepoint_dir(config),
+        "job_id": pending.job_id, "trigger_id": pending.trigger_id, "target_dir": savepoint_dir(config),
         "format_type": _opt(config, "savepoint.format.type", "CANONICAL")})
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import kubelimits
 from ..intake import StatusUnusable
+from ..records import DeploymentRecord, spec_text
 from ..render import ClusterPlan, render_cluster
 from ..spec import FlinkDeploymentSpec, SpecError, parse_deployment_spec, spec_json
 
@@ -22,41 +23,42 @@ def iso(now_ms: int) -> str:
 
 
 def cluster_record(spec: FlinkDeploymentSpec, job_id: str | None, restore_path: str | None, generation: int,
-                   mark_stable: bool = False, seq: int = 1) -> dict[str, Any]:
-    record: dict[str, Any] = {"spec": json.dumps(spec_json(spec), separators=(",", ":"), sort_keys=True),
-                              "jobId": job_id, "restorePath": restore_path, "generation": generation, "seq": seq}
-    if mark_stable:
-        record["markStable"] = True
-    return record
+                   mark_stable: bool = False, seq: int = 1) -> DeploymentRecord:
+    return DeploymentRecord(spec=spec_text(spec_json(spec)), job_id=job_id, restore_path=restore_path,
+                            generation=generation, seq=seq, mark_stable=True if mark_stable else None)
 
 
-def record_annotation(record: dict[str, Any]) -> str:
+def record_annotation(record: DeploymentRecord) -> str:
     """The record a JobManager Deployment was rendered from, kept on it so that a sync whose status write was
     lost can be recognised later (the role of Apache's generation annotation)."""
-    keep = {k: record.get(k) for k in ("seq", "jobId", "restorePath", "generation", "spec")}
+    keep = {"seq": record.seq, "jobId": record.job_id, "restorePath": record.restore_path,
+            "generation": record.generation, "spec": record.spec}
     return json.dumps(keep, separators=(",", ":"), sort_keys=True)
 
 
-def observed_record(jm: dict[str, Any] | None) -> dict[str, Any] | None:
+def observed_record(jm: dict[str, Any] | None) -> DeploymentRecord | None:
+    """The record an observed JobManager Deployment carries, or None when it carries no readable one."""
     text = (((jm or {}).get("metadata") or {}).get("annotations") or {}).get(RECORD_ANNOTATION)
     if not text:
         return None
     try:
         record = json.loads(text)
         parse_deployment_spec(json.loads(record["spec"]))
-        return record if isinstance(record.get("seq"), int) else None
-    except (ValueError, KeyError, TypeError, SpecError):
+        if not isinstance(record.get("seq"), int):
+            return None
+        return DeploymentRecord.from_json(record)
+    except (ValueError, KeyError, TypeError, SpecError, AttributeError):
         return None
 
 
 def children(s: DeploymentSync) -> list[dict[str, Any]]:
-    if not s.cluster:
-        return []
     record = s.cluster
+    if record is None:
+        return []
     spec = s._cluster_spec()
     assert spec is not None
-    plan = ClusterPlan(s.name, s.namespace, spec, int(record.get("generation") or 1), record.get("jobId"),
-                       record.get("restorePath"), s.settings.operator_defaults)
+    plan = ClusterPlan(s.name, s.namespace, spec, int(record.generation or 1), record.job_id,
+                       record.restore_path, s.settings.operator_defaults)
     children = render_cluster(plan)
     for child in children:
         if child["kind"] == "Deployment" and child["metadata"]["name"] == s.name:

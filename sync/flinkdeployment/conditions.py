@@ -29,8 +29,8 @@ class _View:
 
 def _view(s: DeploymentSync) -> _View:
     lifecycle = s.status.get("lifecycleState")
-    pending_op = (s.internal.get("pending") or {}).get("op")
-    waiting = bool(s.internal.get("next")) or bool(s.internal.get("retryAt"))
+    pending_op = s.flink_sync.pending.op if s.flink_sync.pending is not None else None
+    waiting = s.flink_sync.next is not None or bool(s.flink_sync.retry_at)
     cause = pending_cause(s)
     return _View(jm_status=s.status.get("jobManagerDeploymentStatus") or "MISSING",
                  job_state=s._job_status().get("state"), lifecycle=lifecycle,

@@ -23,16 +23,16 @@ def finalize(s: DeploymentSync) -> SyncResult:
     s.status["lifecycleState"] = "DELETING"
     if s.cluster and not s._is_app() and _blocked_by_session_jobs(s):
         return s._result(keep_lifecycle=True, resync=5.0, finalized=False)
-    if s.cluster and s._is_app() and not s.internal.get("deleteReady") and not _stop_job(s):
+    if s.cluster and s._is_app() and not s.flink_sync.delete_ready and not _stop_job(s):
         return s._result(keep_lifecycle=True, resync=s._progress_interval(), finalized=False)
-    if s.internal.get("deleteReady") and s.old_status.get("flinkSync", {}).get("deleteReady") is None:
+    if s.flink_sync.delete_ready and s.incoming_records.delete_ready is None:
         # The deletion savepoint is recorded in this response; remove the cluster on the next call.
         return s._result(keep_lifecycle=True, resync=0.5, finalized=False)
     if _jobmanager_may_still_run(s):
         return s._result(keep_lifecycle=True, resync=2.0, finalized=False)
     s.actions.append(Action("delete_ha_data", {"name": s.name, "namespace": s.namespace}, required=False))
     s._remove_cluster()
-    s.internal.pop("next", None)
+    s._set_records(next=None)
     s.status["lifecycleState"] = "DELETED"
     s.status["jobManagerDeploymentStatus"] = "MISSING"
     return s._result(keep_lifecycle=True, finalized=True)
@@ -48,11 +48,10 @@ def _jobmanager_may_still_run(s: DeploymentSync) -> bool:
         jm_pod = (((s._observed_jm() or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
         grace_s = jm_pod.get("terminationGracePeriodSeconds")
         s._remove_cluster()
-        s.internal.pop("next", None)
-        s.internal["haCleanupAt"] = s.now_ms + 1000 * int(grace_s if isinstance(grace_s, int) else 30)
+        s._set_records(next=None, ha_cleanup_at=s.now_ms + 1000 * int(grace_s if isinstance(grace_s, int) else 30))
         s.status["jobManagerDeploymentStatus"] = "MISSING"
         return True
-    return s.now_ms < int(s.internal.get("haCleanupAt") or 0)
+    return s.now_ms < int(s.flink_sync.ha_cleanup_at or 0)
 
 
 def _blocked_by_session_jobs(s: DeploymentSync) -> bool:
@@ -71,14 +70,14 @@ def _stop_job(s: DeploymentSync) -> bool:
     """Stop the job before its cluster goes. Returns whether the cluster may go on in this sync."""
     assert s.cluster is not None
     observe.observe(s)
-    if s.internal.get("pending"):
+    if s.flink_sync.pending is not None:
         s._progress_pending()
-        return bool(s.internal.get("deleteReady"))
+        return bool(s.flink_sync.delete_ready)
     if flinkconf.is_true(s.config, OP + "job.savepoint-on-deletion") and s._job_running() \
             and snapshots.savepoint_dir(s.config):
         upgrade.start_stop(s, "suspended", purpose="delete")
         return False
-    if s.cluster.get("jobId") and s.status.get("jobManagerDeploymentStatus") == "READY" and \
+    if s.cluster.job_id and s.status.get("jobManagerDeploymentStatus") == "READY" and \
             s._job_status().get("state") not in TERMINAL_JOB_STATES:
-        s.actions.append(Action("cancel", {"job_id": s.cluster["jobId"]}, required=False))
+        s.actions.append(Action("cancel", {"job_id": s.cluster.job_id}, required=False))
     return True

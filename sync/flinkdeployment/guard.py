@@ -5,6 +5,7 @@ from typing import Any
 
 from .. import observed
 from ..intake import StatusUnusable
+from ..records import FlinkSyncRecord
 from .cluster import observed_record
 
 MAX_NAMED = 6
@@ -14,18 +15,17 @@ class UnaccountedChildren(StatusUnusable):
     """Observed children that a response would delete although no record of flink-sync explains why."""
 
 
-def refuse_unaccounted_removal(status: dict[str, Any], observed_children: dict[str, Any],
+def refuse_unaccounted_removal(status: dict[str, Any], records: FlinkSyncRecord, observed_children: dict[str, Any],
                                answered: list[dict[str, Any]], name: str) -> None:
     """A response never leaves out an observed child (Metacontroller would delete it) unless a record of
     flink-sync in the incoming status decides the children. Those records are the cluster record (children are
     rendered from it), the next deployment, and a deliberate removal (`removed`) that covers the observed
     JobManager. Anything else, such as a status without its records next to a cluster whose JobManager carries
     no record, is refused as a 422: nothing is applied."""
-    internal = status.get("flinkSync") or {}
-    if internal.get("cluster") or internal.get("next"):
+    if records.cluster is not None or records.next is not None:
         return
     dropped = _dropped(observed_children, answered)
-    if not dropped or _left_by_a_removal(status, observed_children, name):
+    if not dropped or _left_by_a_removal(status, records, observed_children, name):
         return
     raise UnaccountedChildren(
         f"status.flinkSync: no record of the cluster whose children are observed ({', '.join(dropped[:MAX_NAMED])}"
@@ -41,12 +41,12 @@ def _dropped(observed_children: dict[str, Any], answered: list[dict[str, Any]]) 
                   if (kind, obj_name) not in kept and not (obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def _left_by_a_removal(status: dict[str, Any], observed_children: dict[str, Any], name: str) -> bool:
+def _left_by_a_removal(status: dict[str, Any], records: FlinkSyncRecord, observed_children: dict[str, Any],
+                       name: str) -> bool:
     """What a recorded removal left behind, still in Metacontroller's cache or being deleted."""
-    internal = status.get("flinkSync") or {}
-    if "removed" in internal:
+    if records.removed is not None:
         jm = observed.deployment(observed_children, name)
         seen = observed_record(jm) if jm is not None else None
-        return jm is None or (seen is not None and seen["seq"] <= int(internal.get("removed") or 0))
+        return jm is None or (seen is not None and seen.seq is not None and seen.seq <= records.removed)
     # The same in a status of a flink-sync from before `removed`: its removals left MISSING behind.
-    return bool(internal) and status.get("jobManagerDeploymentStatus") == "MISSING"
+    return bool(records.to_json()) and status.get("jobManagerDeploymentStatus") == "MISSING"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import observed, podhealth
 from ..durations import DurationError, parse_duration
 from ..podhealth import ClusterView, PodCause
-from ..records import pod_cause_record
+from ..records import PodCauseRecord
 from ..snapshots import OP
 from ..status import error_json, error_message
 
@@ -63,21 +63,21 @@ def report(s: DeploymentSync) -> None:
     """Record the cause, report it (error, Event) once it is definitive or outlasted the readiness timeout, and
     take back what it reported once it is gone."""
     cause = s.pod_cause
-    old: dict[str, Any] = s.internal.get("podCause") or {}
-    same = bool(old) and cause is not None and podhealth.same_cause(str(old.get("reason")), cause.reason) and \
-        old.get("component") == cause.component
-    if old and old.get("reported") and not same:
+    old = s.flink_sync.pod_cause
+    same = old is not None and cause is not None and podhealth.same_cause(str(old.reason), cause.reason) and \
+        old.component == cause.component
+    if old is not None and old.reported and not same:
         _withdraw(s, old, cause)
     if cause is None:
-        s.internal.pop("podCause", None)
+        s._set_records(pod_cause=None)
         return
-    since = int(old.get("since") or s.now_ms) if same else s.now_ms
+    since = int(old.since or s.now_ms) if old is not None and same else s.now_ms
     reported = cause.definitive or s.now_ms - since >= readiness_timeout_ms(s.config)
-    reason = str(old["reason"]) if same else cause.reason
-    s.internal["podCause"] = pod_cause_record(reason, cause.component, since, reported)
+    reason = str(old.reason) if old is not None and same else cause.reason
+    s._set_records(pod_cause=PodCauseRecord(reason=reason, component=cause.component, since=since, reported=reported))
     if not reported:
         return
-    continuing = same and bool(old.get("reported"))
+    continuing = same and old is not None and bool(old.reported)
     if not s.invalid:  # a validation error stays the error; the cause still shows in the conditions
         # The kubelet alternates ErrImagePull and ImagePullBackOff for one image: the error written first is kept,
         # so its retries do not rewrite the status. Other messages hold nothing that changes on every restart.
@@ -88,14 +88,14 @@ def report(s: DeploymentSync) -> None:
         s._event(cause.reason, cause.message, "Warning")
 
 
-def _withdraw(s: DeploymentSync, old: dict[str, Any], cause: PodCause | None) -> None:
+def _withdraw(s: DeploymentSync, old: PodCauseRecord, cause: PodCause | None) -> None:
     """The reported cause is gone: its error goes (unless something else replaced it), and when no other cause
     follows, one Normal Event says so."""
-    if _is_our_error(s.status.get("error"), str(old.get("reason"))):
+    if _is_our_error(s.status.get("error"), str(old.reason)):
         s.status.pop("error", None)
     if cause is None and s.cluster and (s._observed_jm() or s.flink is not None):
         # (a cluster taken away on purpose, by an upgrade or a suspend, is not a recovery)
-        s._event("PodsRecovered", f"{old.get('reason')} of the {old.get('component')} is over")
+        s._event("PodsRecovered", f"{old.reason} of the {old.component} is over")
 
 
 def _is_our_error(error: Any, reason: str) -> bool:
@@ -112,10 +112,10 @@ def _is_our_error(error: Any, reason: str) -> bool:
 def pending_cause(s: DeploymentSync) -> tuple[str, str, bool] | None:
     """The cause's reason, its message and whether it is reported (for the conditions). A reported cause reads
     as its error, which stays the same while the cause lasts."""
-    record = s.internal.get("podCause")
-    if s.pod_cause is None or not record:
+    record = s.flink_sync.pod_cause
+    if s.pod_cause is None or record is None:
         return None
-    reason, reported = str(record.get("reason")), bool(record.get("reported"))
+    reason, reported = str(record.reason), bool(record.reported)
     error = s.status.get("error")
     message = error_message(error) if reported and _is_our_error(error, reason) else s.pod_cause.message
     return reason, message, reported
@@ -124,10 +124,10 @@ def pending_cause(s: DeploymentSync) -> tuple[str, str, bool] | None:
 def resync_cap_s(s: DeploymentSync) -> float | None:
     """A cause waiting for the readiness timeout: the sync that reports it must come on time, even while the
     cluster is otherwise steady (the reconcile interval may be longer)."""
-    record = s.internal.get("podCause")
-    if not record or record.get("reported"):
+    record = s.flink_sync.pod_cause
+    if record is None or record.reported:
         return None
-    remaining_ms = int(record.get("since") or s.now_ms) + readiness_timeout_ms(s.config) - s.now_ms
+    remaining_ms = int(record.since or s.now_ms) + readiness_timeout_ms(s.config) - s.now_ms
     return max(1.0, remaining_ms / 1000)
 
 

@@ -2,11 +2,11 @@
 jobStatus, clusterInfo), and adoption of a cluster whose record the status lost."""
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from .. import jobsync, observed
 from ..model import FlinkObservation, JobInfo
+from ..records import DeploymentRecord
 from ..status import TERMINAL_JOB_STATES, error_json
 from . import health
 from .cluster import RECORD_ANNOTATION, observed_record
@@ -26,22 +26,21 @@ def adopt_newer_cluster(s: DeploymentSync) -> None:
     seen = observed_record(jm)
     if seen is None or (jm or {}).get("metadata", {}).get("deletionTimestamp") or not _unknown_record(s, seen):
         return
-    s.internal.pop("next", None)
-    s.internal["cluster"] = seen
-    s.internal["deploys"] = max(seen["seq"], int(s.internal.get("deploys") or 0))
+    assert seen.seq is not None  # observed_record
+    s._set_records(next=None, cluster=seen, deploys=max(seen.seq, s.flink_sync.deploys or 0))
     spec = _adopted_spec(s, seen)
     if spec.get("job") is not None:
-        s._job_status().update({"jobId": seen.get("jobId"), "state": "RECONCILING"})
+        s._job_status().update({"jobId": seen.job_id, "state": "RECONCILING"})
     s._record_reconciled(spec)
     recon = s._recon()
     recon["state"] = "ROLLED_BACK" if recon.get("state") == "ROLLING_BACK" else "DEPLOYED"
     recon["reconciliationTimestamp"] = s.now_ms
 
 
-def _adopted_spec(s: DeploymentSync, seen: dict[str, Any]) -> dict[str, Any]:
+def _adopted_spec(s: DeploymentSync, seen: DeploymentRecord) -> dict[str, Any]:
     """The reconciled spec of an adopted record: running, with the restore mode and snapshot nonces the status
     already knew."""
-    spec: dict[str, Any] = json.loads(seen["spec"])
+    spec = seen.spec_json()
     if spec.get("job") is not None:
         old_job = (s.reconciled or {}).get("job") or {}
         spec["job"]["state"] = "running"
@@ -51,21 +50,23 @@ def _adopted_spec(s: DeploymentSync, seen: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _unknown_record(s: DeploymentSync, seen: dict[str, Any]) -> bool:
+def _unknown_record(s: DeploymentSync, seen: DeploymentRecord) -> bool:
     """Whether the observed JobManager runs a record the status does not know (and should adopt)."""
-    nxt = s.internal.get("next")
-    if nxt is not None and seen.get("seq") == nxt.get("seq"):
+    assert seen.seq is not None  # observed_record
+    nxt = s.flink_sync.next
+    if nxt is not None and seen.seq == nxt.seq:
         return False  # deploy_next finishes this one
     if s.cluster is None and nxt is None:
         return lost_record(s, seen)
-    return bool(seen["seq"] > max(int((s.cluster or {}).get("seq") or 0), int(s.internal.get("deploys") or 0)))
+    return seen.seq > max((s.cluster.seq if s.cluster is not None else None) or 0, s.flink_sync.deploys or 0)
 
 
-def lost_record(s: DeploymentSync, seen: dict[str, Any]) -> bool:
+def lost_record(s: DeploymentSync, seen: DeploymentRecord) -> bool:
     """With no cluster record in status, whether the observed JobManager's record was lost rather than
     removed on purpose (a removal in flight: Metacontroller's cache may still show the deleted child)."""
-    if "removed" in s.internal:
-        return bool(seen["seq"] > int(s.internal.get("removed") or 0))
+    assert seen.seq is not None  # observed_record
+    if s.flink_sync.removed is not None:
+        return seen.seq > s.flink_sync.removed
     # A status from before `removed` existed: a removal there always left jobManagerDeploymentStatus MISSING.
     return s.old_status.get("jobManagerDeploymentStatus") != "MISSING"
 
@@ -81,7 +82,7 @@ def observe(s: DeploymentSync) -> None:
     if jm is None:
         _jobmanager_absent(s)
         return
-    s.internal["jmSeen"] = True
+    s._set_records(jm_seen=True)
     jm_status = _jobmanager_status(s, jm)
     s.status["jobManagerDeploymentStatus"] = jm_status
     flink = s.flink
@@ -101,7 +102,7 @@ def observe(s: DeploymentSync) -> None:
 
 def _jobmanager_absent(s: DeploymentSync) -> None:
     """Not yet created (DEPLOYING), or gone after it was seen (MISSING; lost unless the job is suspended)."""
-    if not s.internal.get("jmSeen"):
+    if not s.flink_sync.jm_seen:
         s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
         return
     s.status["jobManagerDeploymentStatus"] = "MISSING"
@@ -134,12 +135,12 @@ def _cluster_info(s: DeploymentSync, flink: FlinkObservation) -> None:
         s.status["clusterInfo"] = info
 
 
-def observe_job(s: DeploymentSync, cluster: dict[str, Any]) -> None:
+def observe_job(s: DeploymentSync, cluster: DeploymentRecord) -> None:
     """jobStatus from Flink's view of the recorded job, and what its state means for the resource."""
     flink = s.flink
     assert flink is not None
     job_status = s._job_status()
-    job = flink.job(cluster.get("jobId"))
+    job = flink.job(cluster.job_id)
     old_state = job_status.get("state")
     if job is None:
         if flink.jobs is not None and old_state not in TERMINAL_JOB_STATES:
@@ -169,7 +170,7 @@ def _cancelled_outside(s: DeploymentSync) -> None:
     """Cancelled outside the operator: the job counts as suspended, so the spec restores it (Apache does the
     same)."""
     recon = s._recon()
-    if s.internal.get("pending") or ((s.reconciled or {}).get("job") or {}).get("state") != "running" or \
+    if s.flink_sync.pending is not None or ((s.reconciled or {}).get("job") or {}).get("state") != "running" or \
             recon.get("state") not in ("DEPLOYED", "ROLLED_BACK"):
         return
     spec = dict(s.reconciled or {})
@@ -179,7 +180,7 @@ def _cancelled_outside(s: DeploymentSync) -> None:
 
 def clear_error_when_healthy(s: DeploymentSync) -> None:
     recon = s._recon()
-    if s.invalid or s.internal.get("retryAt") or s.internal.get("manualRestore"):
+    if s.invalid or s.flink_sync.retry_at or s.flink_sync.manual_restore:
         return  # a failed upgrade waiting for its retry, or a manual restore, keeps its error
     if s.status.get("jobManagerDeploymentStatus") != "ERROR" and s._job_status().get("state") != "FAILED" \
             and recon.get("lastReconciledSpec") == recon.get("lastStableSpec"):

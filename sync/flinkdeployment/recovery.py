@@ -50,14 +50,14 @@ def _recover_deployment(s: DeploymentSync, spec: FlinkDeploymentSpec) -> None:
     Apache operator does. The rest of the old cluster goes first (see upgrade.deploy_next)."""
     ha = is_ha_enabled(s._config_for(spec))
     s._event("RecoverDeployment", "Recovering lost deployment", "Warning", "Job")
-    seq = int(s.internal.get("deploys") or 1) + 1
+    seq = (s.flink_sync.deploys or 1) + 1
     old = s._remove_cluster()
-    job_id = old.get("jobId")
+    assert old is not None  # jm_missing: only with a cluster record
+    job_id = old.job_id
     if spec.job is not None and not ha:
         job_id = derive_id(s.uid, s.generation, "recover", seq)
-    s.internal["deploys"] = seq
-    s.internal["next"] = cluster_record(spec, job_id, old.get("restorePath") if ha else None,
-                                        int(old.get("generation") or s.generation), seq=seq)
+    s._set_records(deploys=seq, next=cluster_record(spec, job_id, old.restore_path if ha else None,
+                                                    int(old.generation or s.generation), seq=seq))
     if job_id:
         s._job_status()["jobId"] = job_id
     s.waiting_progress = True
@@ -84,7 +84,7 @@ def _manual_restore_required(s: DeploymentSync) -> None:
     """A stateful job without HA cannot be recovered safely: restarting it from the deploy-time savepoint would
     silently rewind its state. Stop managing the cluster and ask for a manual restore."""
     s._remove_cluster()
-    s.internal["manualRestore"] = True
+    s._set_records(manual_restore=True)
     s.status["error"] = error_json(
         "UpgradeFailureException",
         "JobManager deployment is missing and HA metadata is not available to make stateful upgrades. It is "
@@ -123,15 +123,15 @@ def start_rollback(s: DeploymentSync) -> None:
         if recon_mode == "last-state" and is_kubernetes_ha(s.config):
             job_id = job_status.get("jobId")
         else:
-            job_id = derive_id(s.uid, s.generation, "rollback", int(s.internal.get("deploys") or 1))
+            job_id = derive_id(s.uid, s.generation, "rollback", s.flink_sync.deploys or 1)
             if recon_mode != "stateless":
                 path = job_status.get("upgradeSavepointPath")
-        if s.cluster and s.cluster.get("jobId") and s.status.get("jobManagerDeploymentStatus") == "READY":
-            s.actions.append(Action("cancel", {"job_id": s.cluster["jobId"]}, required=False))
+        if s.cluster and s.cluster.job_id and s.status.get("jobManagerDeploymentStatus") == "READY":
+            s.actions.append(Action("cancel", {"job_id": s.cluster.job_id}, required=False))
         job_status["jobId"] = job_id
-    seq = int(s.internal.get("deploys") or 1) + 1
-    s.internal["deploys"] = seq
+    seq = (s.flink_sync.deploys or 1) + 1
+    s._set_records(deploys=seq)
     s._remove_cluster()
-    s.internal["next"] = cluster_record(stable_spec, job_id, path, s.generation, seq=seq)
+    s._set_records(next=cluster_record(stable_spec, job_id, path, s.generation, seq=seq))
     s.status["jobManagerDeploymentStatus"] = "MISSING"
     s.waiting_progress = True

@@ -22,7 +22,8 @@ def other_changes(s: DeploymentSync) -> None:
     if reconciled_job.get("state") != "running":
         return
     assert s.cluster is not None  # _job_running
-    job_id = s.cluster["jobId"]
+    job_id = s.cluster.job_id
+    assert job_id is not None  # a job cluster's record names its job
     nonce = s.desired.job.savepointTriggerNonce
     if nonce is not None and nonce != reconciled_job.get("savepointTriggerNonce"):
         s._start_savepoint(job_id, "MANUAL", nonce, nonce)

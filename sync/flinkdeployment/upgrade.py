@@ -6,10 +6,11 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from .. import flinkconf, records, snapshots
+from .. import flinkconf, snapshots
 from ..diff import DiffType
 from ..ids import derive_id
 from ..model import Action
+from ..records import PendingRecord
 from ..render import is_kubernetes_ha
 from ..snapshots import OP
 from ..spec import spec_json
@@ -39,23 +40,22 @@ def first_deploy(s: DeploymentSync) -> None:
     recon = s._recon()
     recon["state"] = "DEPLOYED"
     recon["reconciliationTimestamp"] = s.now_ms
-    s.internal["cluster"] = cluster_record(spec, job_id, restore, s.generation, seq=1)
-    s.internal["deploys"] = 1
+    s._set_records(cluster=cluster_record(spec, job_id, restore, s.generation, seq=1), deploys=1)
     s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
     s.status.pop("error", None)
     s._event("Submit", "Starting deployment")
 
 
 def deploy_next(s: DeploymentSync) -> None:
+    nxt = s.flink_sync.next
+    assert nxt is not None
     seen = observed_record(s._observed_jm())
-    ours = seen is not None and seen.get("seq") == s.internal["next"].get("seq")
+    ours = seen is not None and seen.seq == nxt.seq
     if s._old_cluster_present() and not ours:
         s.waiting_progress = True
         return
-    nxt = s.internal.pop("next")
-    mark_stable = nxt.pop("markStable", False)
-    s.internal["cluster"] = nxt
-    s.internal["jmSeen"] = False
+    mark_stable = nxt.mark_stable
+    s._set_records(next=None, cluster=nxt.replace(mark_stable=None), jm_seen=False)
     recon = s._recon()
     if recon.get("state") == "ROLLING_BACK":
         recon["state"] = "ROLLED_BACK"
@@ -69,13 +69,13 @@ def deploy_next(s: DeploymentSync) -> None:
             s._mark_stable()
     recon["reconciliationTimestamp"] = s.now_ms
     job_status = s._job_status()
-    if nxt.get("jobId"):
-        job_status.update({"jobId": nxt["jobId"], "state": "RECONCILING"})
+    if nxt.job_id:
+        job_status.update({"jobId": nxt.job_id, "state": "RECONCILING"})
         job_status.pop("startTime", None)
     s.status["jobManagerDeploymentStatus"] = "DEPLOYING"
     if not s.invalid:
         s.status.pop("error", None)
-    if nxt.get("jobId") and is_kubernetes_ha(s._config_for(s._cluster_spec())):
+    if nxt.job_id and is_kubernetes_ha(s._config_for(s._cluster_spec())):
         # Apache's restoreJob: with HA the new JobManager would run the job graph stored in HA (the old spec's
         # parallelism, arguments, ...) instead of the new one; the checkpoints stay. Before the cluster exists.
         s.actions.append(Action("remove_ha_job_graphs", {"name": s.name, "namespace": s.namespace}))
@@ -88,7 +88,7 @@ def can_scale_in_place(s: DeploymentSync) -> bool:
 
 def scale_in_place(s: DeploymentSync) -> None:
     assert s.desired is not None and s.cluster is not None
-    s.internal["cluster"] = {**s.cluster, "spec": cluster_record(s.desired, None, None, 0)["spec"]}
+    s._set_records(cluster=s.cluster.replace(spec=cluster_record(s.desired, None, None, 0).spec))
     spec = spec_json(s.desired)
     if spec.get("job") and s.reconciled and s.reconciled.get("job"):
         spec["job"]["upgradeMode"] = s.reconciled["job"].get("upgradeMode")
@@ -143,13 +143,15 @@ def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
     job = s.desired.job
     job_status = s._job_status()
     recon_job = (s.reconciled or {}).get("job") or {}
-    deploys = int(s.internal.get("deploys") or 1)
-    mark_stable = bool(s.internal.pop("markStableOnDeploy", False))
+    deploys = s.flink_sync.deploys or 1
+    mark_stable = bool(s.flink_sync.mark_stable_on_deploy)
+    s._set_records(mark_stable_on_deploy=None)
     if job is None:
         restore_mode, path, job_id = None, None, None
     else:
         restore_mode = "stateless" if job.upgradeMode == "stateless" else (recon_job.get("upgradeMode") or "stateless")
-        redeploy_from = s.internal.pop("redeployFrom", None)
+        redeploy_from = s.flink_sync.redeploy_from
+        s._set_records(redeploy_from=None)
         if diff == DiffType.SAVEPOINT_REDEPLOY or redeploy_from:
             restore_mode, mark_stable = "savepoint", True
             job_status["upgradeSavepointPath"] = redeploy_from or job.initialSavepointPath
@@ -159,8 +161,8 @@ def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
         else:
             job_id = derive_id(s.uid, s.generation, deploys)
         job_status["jobId"] = job_id
-    s.internal["deploys"] = deploys + 1
-    s.internal["next"] = cluster_record(s.desired, job_id, path, s.generation, mark_stable, seq=deploys + 1)
+    s._set_records(deploys=deploys + 1,
+                   next=cluster_record(s.desired, job_id, path, s.generation, mark_stable, seq=deploys + 1))
     s._record_reconciled(target_spec(s, "suspended", restore_mode))
     recon = s._recon()
     recon["state"] = "UPGRADING"
@@ -207,8 +209,7 @@ def _savepoint_redeploy(s: DeploymentSync, wanted: str, job_state: str | None) -
     """Redeploy from initialSavepointPath (already durable: it is in the spec); stable at once."""
     assert s.desired is not None and s.desired.job is not None
     s._job_status()["upgradeSavepointPath"] = s.desired.job.initialSavepointPath
-    s.internal["markStableOnDeploy"] = True
-    s.internal["redeployFrom"] = s.desired.job.initialSavepointPath
+    s._set_records(mark_stable_on_deploy=True, redeploy_from=s.desired.job.initialSavepointPath)
     stateless_suspend(s, wanted, "savepoint", cancel=job_state not in TERMINAL_JOB_STATES)
 
 
@@ -269,7 +270,7 @@ def _suspend_keeping_ha(s: DeploymentSync, wanted: str) -> None:
 
 def stateless_suspend(s: DeploymentSync, wanted: str, restore_mode: str, cancel: bool) -> None:
     assert s.cluster is not None
-    job_id = s.cluster.get("jobId")
+    job_id = s.cluster.job_id
     if cancel and job_id and s.status.get("jobManagerDeploymentStatus") == "READY":
         s.actions.append(Action("cancel", {"job_id": job_id}, required=False))
     s._event("Suspended", "Suspending existing deployment.")
@@ -282,14 +283,14 @@ def stateless_suspend(s: DeploymentSync, wanted: str, restore_mode: str, cancel:
 
 def start_stop(s: DeploymentSync, wanted: str, purpose: str | None = None) -> None:
     assert s.cluster is not None
-    job_id = s.cluster["jobId"]
-    attempt = int(s.internal.get("attempts") or 0)
-    trigger_id = derive_id(s.uid, "stop", job_id, attempt)
-    pending = records.stop_record(trigger_id, job_id, s.now_ms,
-                                  purpose or ("upgrade" if wanted == "running" else "suspend"))
+    job_id = s.cluster.job_id
+    assert job_id is not None  # only a job is stopped
+    trigger_id = derive_id(s.uid, "stop", job_id, s.flink_sync.attempts or 0)
+    pending = PendingRecord.stop(trigger_id, job_id, s.now_ms,
+                                 purpose or ("upgrade" if wanted == "running" else "suspend"))
     # Intent first: the stop is issued on the next sync, once this record is durable in status.
-    s.internal["pending"] = pending
-    if pending["purpose"] != "delete":
+    s._set_records(pending=pending)
+    if pending.purpose != "delete":
         s._recon()["state"] = "UPGRADING"
         s._event("Suspended", "Suspending existing deployment.")
     s.waiting_progress = True
@@ -297,9 +298,10 @@ def start_stop(s: DeploymentSync, wanted: str, purpose: str | None = None) -> No
 
 def start_cancel(s: DeploymentSync, wanted: str, purpose: str | None = None) -> None:
     assert s.cluster is not None
-    job_id = s.cluster["jobId"]
-    s.internal["pending"] = records.cancel_record(job_id, s.now_ms,
-                                                     purpose or ("upgrade" if wanted == "running" else "suspend"))
+    job_id = s.cluster.job_id
+    assert job_id is not None  # only a job is cancelled
+    s._set_records(pending=PendingRecord.cancel(job_id, s.now_ms,
+                                                purpose or ("upgrade" if wanted == "running" else "suspend")))
     s._recon()["state"] = "UPGRADING"
     s._event("Suspended", "Suspending existing deployment.")
     s.waiting_progress = True

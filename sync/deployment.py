@@ -15,32 +15,26 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import flinkconf, jobsync, observed
-from .diff import DiffType, classify
+from . import flinkconf, observed
+from .diff import DiffType
 from .durations import DurationError, parse_duration
 from .flinkdeployment import cluster, conditions, finalize, health, observe, recovery, savepoints, upgrade
 from .flinkdeployment.cluster import RECORD_ANNOTATION, cluster_record, observed_record, record_annotation
 from .flinkdeployment.guard import UnaccountedChildren, refuse_unaccounted_removal
 from .intake import usable_status
-from .model import Action, CoreSettings, Event, FlinkObservation, ObservationPlan, SyncResult
-from .pending import PendingOperations
+from .jobsync import JobSync, ReadSpec
+from .model import CoreSettings, FlinkObservation, ObservationPlan, SyncResult
 from .podhealth import PodCause
-from .podtemplate import json_copy
 from .records import DeploymentRecord, FlinkSyncRecord
 from .render import parallelism_and_replicas
 from .snapshots import OP
 from .spec import (
     FlinkDeploymentSpec,
-    SpecError,
-    deserialize_reconciled,
     parse_deployment_spec,
-    serialize_reconciled,
-    spec_json,
 )
-from .status import error_json, error_message, lifecycle_state
+from .status import error_message
 from .validation import validate_deployment
 
 
@@ -74,36 +68,22 @@ __all__ = ["RECORD_ANNOTATION", "UnaccountedChildren", "cluster_record", "observ
            "record_annotation", "sync_deployment"]
 
 
-@dataclass
-class _Sync(PendingOperations):
-    parent: dict[str, Any]
-    children_in: dict[str, Any]
-    flink: FlinkObservation | None
-    now_ms: int
-    settings: CoreSettings
-    session_jobs: list[dict[str, Any]] = field(default_factory=list)
-    pods: list[dict[str, Any]] = field(default_factory=list)  # the cluster's pods (customize: related)
+class DeploymentSync(JobSync):
+    """One sync of a FlinkDeployment: the shared job state machine (`sync/jobsync.py`) with a cluster rendered
+    from the cluster record. Each concern is a module of `sync/flinkdeployment/`."""
 
-    def __post_init__(self) -> None:
-        meta = self.parent.get("metadata") or {}
-        self.name: str = meta.get("name") or ""
-        self.namespace: str = meta.get("namespace") or "default"
-        self.uid: str = meta.get("uid") or f"{self.namespace}/{self.name}"
-        self.generation: int = int(meta.get("generation") or 1)
-        # Shape-checked first: a part the core cannot continue from is a StatusUnusable (422, nothing applied).
-        self.old_status: dict[str, Any] = usable_status(self.parent.get("status"))
-        self.status: dict[str, Any] = json_copy(self.old_status)
-        self.status.pop("observedGeneration", None)
-        self.status.setdefault("flinkSync", {})  # its place in status; _result writes the records there
-        self.incoming_records = FlinkSyncRecord.from_json(self.old_status.get("flinkSync") or {})
-        self.flink_sync = self.incoming_records
-        self.events: list[Event] = []
-        self.actions: list[Action] = []
+    SPEC_KIND = "FlinkDeploymentSpec"
+    EVENT_COMPONENT = "JobManagerDeployment"
+    IS_DEPLOYMENT = True
+
+    def __init__(self, parent: dict[str, Any], children_in: dict[str, Any], flink: FlinkObservation | None,
+                 now_ms: int, settings: CoreSettings, session_jobs: list[dict[str, Any]],
+                 pods: list[dict[str, Any]]) -> None:
+        super().__init__(parent, flink, now_ms, settings)
+        self.children_in = children_in
+        self.session_jobs = session_jobs
+        self.pods = pods  # the cluster's pods (customize: related)
         self.desired: FlinkDeploymentSpec | None = None
-        self.config: dict[str, str] = {}
-        self.invalid: str | None = None
-        self.reconciled, _ = deserialize_reconciled(self._recon().get("lastReconciledSpec"))
-        self.waiting_progress = False
         self.jm_lost = False
         self.pod_cause: PodCause | None = None
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
@@ -120,7 +100,6 @@ class _Sync(PendingOperations):
         return record
 
     # ----------------------------------------------------------------- small accessors
-
     @property
     def cluster(self) -> DeploymentRecord | None:
         return self.flink_sync.cluster
@@ -147,14 +126,6 @@ class _Sync(PendingOperations):
             return spec.job is not None
         return (self.reconciled or {}).get("job") is not None
 
-    def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "JobManagerDeployment") -> None:
-        self.events.append(Event(reason=reason, message=message, type=kind, component=component))  # type: ignore[arg-type]
-
-    def _record_reconciled(self, spec_dict: dict[str, Any], first: bool = False) -> None:
-        spec = parse_deployment_spec(spec_dict)
-        self._recon()["lastReconciledSpec"] = serialize_reconciled(spec, first)
-        self.reconciled = spec_json(spec)
-
     def _observed_jm(self) -> dict[str, Any] | None:
         return observed.deployment(self.children_in, self.name)
 
@@ -167,77 +138,40 @@ class _Sync(PendingOperations):
         return flinkconf.effective_user_config(self.settings.operator_defaults, self.namespace, spec.flinkVersion,
                                                spec.flinkConfiguration)
 
-    # ----------------------------------------------------------------- entry point
-    def run(self, finalizing: bool) -> SyncResult:
+    def _job_running(self) -> bool:
+        return (self.status.get("jobManagerDeploymentStatus") == "READY"
+                and self._job_status().get("state") == "RUNNING" and self.cluster is not None)
+
+    # ----------------------------------------------------------------- reading the spec
+    def _before_validation(self) -> None:
         # Adoption first: the record it finds also decides what "the last reconciled spec" is for validation.
         observe.adopt_newer_cluster(self)
-        self._parse_and_validate()
-        if finalizing:
-            return finalize.finalize(self)
+
+    def _parse_spec(self, spec: Any) -> FlinkDeploymentSpec:
+        return parse_deployment_spec(spec)
+
+    def _read_spec(self) -> ReadSpec:
+        spec = parse_deployment_spec(self.parent.get("spec"))
+        config = self._config_for(spec)
+        recon_state = ((self.reconciled or {}).get("job") or {}).get("state")
+        error = validate_deployment(self.name, spec, config, self.reconciled, recon_state, self.settings.validators,
+                                    self.parent) or cluster.refused_children(self, spec)
+        return spec, config, error
+
+    def _config_when_invalid(self, read_config: dict[str, str]) -> dict[str, str]:
+        return self._config_for(self.desired)
+
+    def _validation_error_fixed(self, old_error: str) -> bool:
+        return error_message(old_error).startswith("spec") and "ValidationException" in old_error
+
+    # ----------------------------------------------------------------- the state machine
+    def _finalize(self) -> SyncResult:
+        return finalize.finalize(self)
+
+    def _observe(self) -> None:
         self.pod_cause = health.classify(self)
         observe.observe(self)
         health.report(self)
-        self._step()
-        result = self._result()
-        refuse_unaccounted_removal(self.old_status, self.incoming_records, self.children_in, result.children,
-                                   self.name)
-        return result
-
-    def _parse_and_validate(self) -> None:
-        spec_raw = self.parent.get("spec")
-        error: str | None
-        try:
-            spec = parse_deployment_spec(spec_raw)
-            config = self._config_for(spec)
-            recon_state = ((self.reconciled or {}).get("job") or {}).get("state")
-            error = validate_deployment(self.name, spec, config, self.reconciled, recon_state,
-                                        self.settings.validators, self.parent) or cluster.refused_children(self, spec)
-        except SpecError as exc:
-            spec, config, error = None, {}, str(exc)
-        except Exception as exc:  # noqa: BLE001 - malformed input must become a status error, not a 500
-            spec, config, error = None, {}, f"spec: could not be read: {type(exc).__name__}: {exc}"
-        if error:
-            self.invalid = error
-            previous = error_message(self.old_status.get("error"))
-            self.status["error"] = error_json("ValidationException", error)
-            if previous != error:
-                self._event("ValidationError", error, "Warning", "Operator")
-            # Keep reconciling the last good spec (Apache replaces the in-memory spec the same way).
-            if self.reconciled is not None:
-                try:
-                    self.desired = parse_deployment_spec(self.reconciled)
-                except SpecError:
-                    self.desired = None
-                self.config = self._config_for(self.desired)
-            return
-        self.desired, self.config = spec, config
-        if error_message(self.old_status.get("error")).startswith("spec") and \
-                "ValidationException" in (self.old_status.get("error") or ""):
-            self.status.pop("error", None)  # the spec was fixed
-
-    # ----------------------------------------------------------------- the state machine
-    def _step(self) -> None:
-        """One decision: first finish what the status records as in flight, then act on the spec."""
-        if self._continue_recorded_step() or self.desired is None:
-            return
-        if self.reconciled is None or self.invalid:
-            self._first_deploy_or_finish_upgrade()
-            return
-        diff, fields = classify(self.reconciled, spec_json(self.desired))
-        if self.jm_lost and self._lost_jobmanager(diff):
-            return
-        if diff == DiffType.IGNORE and self._recon().get("state") != "UPGRADING":
-            self._steady()
-            return
-        if self.flink_sync.manual_restore and not self._leave_manual_restore(diff):
-            return
-        jobsync.announce_spec_change(self, diff, fields, "FlinkDeploymentSpec")
-        if jobsync.retry_later(self):
-            return
-        if diff == DiffType.SCALE and self.cluster and upgrade.can_scale_in_place(self):
-            upgrade.scale_in_place(self)
-            return
-        upgrade.upgrade(self, diff)
 
     def _continue_recorded_step(self) -> bool:
         """A next deployment, an operation in flight, or a stopped job whose cluster is still there."""
@@ -247,16 +181,14 @@ class _Sync(PendingOperations):
         if self.flink_sync.pending is not None:
             self._progress_pending()
             return True
-        if self.cluster and self.reconciled is not None and \
-                ((self.reconciled.get("job") or {}).get("state")) == "suspended":
+        if self.cluster and self.reconciled is not None and self._reconciled_job().get("state") == "suspended":
             # The job was stopped and the path to restore from is durable in status: remove the cluster.
-            self._remove_cluster()
-            self.status["jobManagerDeploymentStatus"] = "MISSING"
+            self._drop_stopped_deployment()
             self.waiting_progress = True
             return True
         return False
 
-    def _first_deploy_or_finish_upgrade(self) -> None:
+    def _without_a_valid_change(self) -> None:
         """Nothing reconciled yet: deploy a valid spec. An invalid spec only finishes what is in flight: an
         upgrade whose old cluster is already gone is completed with the recorded target spec, so that an invalid
         edit never leaves the job down."""
@@ -270,10 +202,12 @@ class _Sync(PendingOperations):
         if target.get("job"):
             target["job"]["state"] = "running"
         self.desired = parse_deployment_spec(target)
-        upgrade.upgrade(self, DiffType.UPGRADE)
+        self._upgrade(DiffType.UPGRADE)
 
-    def _lost_jobmanager(self, diff: DiffType) -> bool:
+    def _decided_by_a_loss(self, diff: DiffType) -> bool:
         """The JobManager Deployment is gone. Returns whether that decided this sync."""
+        if not self.jm_lost:
+            return False
         assert self.desired is not None
         if (diff != DiffType.IGNORE or self._recon().get("state") == "UPGRADING") and self.desired.job is not None \
                 and self.desired.job.upgradeMode == "stateless":
@@ -290,34 +224,46 @@ class _Sync(PendingOperations):
         else:
             savepoints.other_changes(self)
 
-    def _leave_manual_restore(self, diff: DiffType) -> bool:
+    def _change_refused(self, diff: DiffType) -> bool:
         """Apache refuses to guess after "Manual restore required": only a savepoint redeploy (an explicit
         initialSavepointPath) or a change of a stateless job may start again."""
+        if not self.flink_sync.manual_restore:
+            return False
         assert self.desired is not None
         job = self.desired.job
         if diff != DiffType.SAVEPOINT_REDEPLOY and not (job is not None and job.upgradeMode == "stateless"
                                                         and diff != DiffType.IGNORE):
-            return False
+            return True
         self._set_records(manual_restore=None)
         if diff == DiffType.SAVEPOINT_REDEPLOY and job is not None:
             self._set_records(redeploy_from=job.initialSavepointPath)
-        return True
+        return False
 
-    # ----------------------------------------------------------------- hooks for sync/pending.py
+    def _changed_in_place(self, diff: DiffType) -> bool:
+        if diff == DiffType.SCALE and self.cluster and upgrade.can_scale_in_place(self):
+            upgrade.scale_in_place(self)
+            return True
+        return False
 
-    # ----------------------------------------------------------------- in-flight operations
+    def _deployed_state(self) -> str | None:
+        if self.cluster is None:
+            return None
+        return self._reconciled_job().get("state", "running") if self._is_app() else "running"
 
-    # ----------------------------------------------------------------- snapshots and rollback
-    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
-        return upgrade.target_spec(self, job_state, upgrade_mode)
+    def _suspend(self, diff: DiffType) -> None:
+        upgrade.suspend(self, diff)
 
-    def _job_running(self) -> bool:
-        return (self.status.get("jobManagerDeploymentStatus") == "READY"
-                and self._job_status().get("state") == "RUNNING" and self.cluster is not None)
+    def _drop_stopped_deployment(self) -> None:
+        self._remove_cluster()
+        self.status["jobManagerDeploymentStatus"] = "MISSING"
 
-    # ----------------------------------------------------------------- deletion
+    def _old_deployment_present(self) -> bool:
+        return self._old_cluster_present()
 
-    # ----------------------------------------------------------------- result
+    def _prepare_deployment(self, diff: DiffType) -> None:
+        upgrade.prepare_deploy(self, diff)
+
+    # ----------------------------------------------------------------- the answer
     def _progress_interval(self) -> float:
         try:
             return parse_duration(self.config[OP + "observer.progress-check.interval"]) / 1000
@@ -330,7 +276,7 @@ class _Sync(PendingOperations):
         except (KeyError, DurationError):
             return self.settings.stable_interval_s
 
-    def _task_manager_status(self) -> None:
+    def _kind_status(self) -> None:
         """`status.taskManager` (the scale subresource's view of a job cluster): replicas while the job runs."""
         spec = self._cluster_spec() or self.desired
         if spec is None or spec.job is None:
@@ -340,33 +286,29 @@ class _Sync(PendingOperations):
         self.status["taskManager"] = {"labelSelector": f"component=taskmanager,app={self.name}",
                                       "replicas": replicas if running else 0}
 
-    def _resync_after(self) -> float:
-        """Soon while something is in flight or not ready, otherwise the reconcile interval; never past the
-        next periodic savepoint."""
-        busy = self.waiting_progress or \
-            self.status.get("jobManagerDeploymentStatus") not in ("READY", "MISSING") or \
+    def _conditions(self) -> None:
+        conditions.conditions(self)
+
+    def _busy(self) -> bool:
+        return self.status.get("jobManagerDeploymentStatus") not in ("READY", "MISSING") or \
             self.status.get("lifecycleState") in ("UPGRADING", "DEPLOYED", "ROLLING_BACK")
-        resync = self._progress_interval() if busy else self._reconcile_interval()
-        due = self._periodic_due_in_ms() if self.desired is not None and self.desired.job is not None else None
-        if due is not None and due > 0:
-            resync = min(resync, max(1.0, due / 1000))
+
+    def _resync_after(self) -> float:
+        """A pod cause waiting for the readiness timeout caps the resync (`sync/flinkdeployment/health.py`)."""
+        resync = super()._resync_after()
         cap = health.resync_cap_s(self)
         return min(resync, cap) if cap is not None else resync
 
-    def _result(self, keep_lifecycle: bool = False, resync: float | None = None,
-                finalized: bool | None = None) -> SyncResult:
-        if not keep_lifecycle:
-            self.status.pop("lifecycleState", None)
-            self.status["lifecycleState"] = lifecycle_state(self.status)
-        self.status["observedGeneration"] = self.generation
-        self._task_manager_status()
-        conditions.conditions(self)
-        self._write_records()
-        if resync is None:
-            resync = self._resync_after()
-        children = cluster.children(self) if finalized is not True else []
-        return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
-                          resync_after_seconds=resync, finalized=finalized)
+    def _takes_periodic_savepoints(self) -> bool:
+        return self.desired is not None and self.desired.job is not None
+
+    def _children(self) -> list[dict[str, Any]]:
+        return cluster.children(self)
+
+    def _checked(self, result: SyncResult) -> SyncResult:
+        refuse_unaccounted_removal(self.old_status, self.incoming_records, self.children_in, result.children,
+                                   self.name)
+        return result
 
 
 def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, flink: FlinkObservation | None,
@@ -378,8 +320,8 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
     labels = (parent.get("metadata") or {}).get("labels") or {}
     if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
         return _canary(parent, finalizing)
-    return _Sync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
-                 list(pods or [])).run(finalizing)
+    return DeploymentSync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
+                          list(pods or [])).run(finalizing)
 
 
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:

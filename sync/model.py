@@ -63,7 +63,8 @@ class ObservationPlan:
 
 @dataclass(frozen=True)
 class Action:
-    """A Flink REST call to make after the core decided (kind + parameters)."""
+    """What the hook carries out after the core decided (kind + parameters): a Flink REST call, a session job's
+    submission (fetch, upload, run), or the HA data cleanup of a deleted cluster."""
     kind: Literal["trigger_savepoint", "stop_with_savepoint", "cancel", "dispose_savepoint", "trigger_checkpoint",
                   "delete_ha_data", "remove_ha_job_graphs", "submit_job", "rescale_in_place"]
     params: dict[str, Any] = field(default_factory=dict)

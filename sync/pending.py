@@ -4,8 +4,9 @@
 a cancel, or a savepoint, with the job id and a deterministic trigger id. Each sync polls it from what Flink
 reports and either waits, re-issues it with the same trigger id, completes it (the savepoint path goes to
 status before anything that depends on it changes) or fails it (the job keeps running; an upgrade is
-retried later). What differs between the two resource kinds (how a suspend is recorded, where events go)
-comes from the subclass of each kind.
+retried later). Also here: the suspend and snapshot steps both kinds share (the recorded target spec, a
+suspend's end, a due savepoint). `PendingOperations` is the base of `sync/jobsync.py`'s `JobSync`, which
+provides the two methods at its end.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .ids import derive_id
 from .model import Action, Event, FlinkObservation
 from .records import FlinkSyncRecord, PendingRecord
 from .snapshots import _duration_ms, _opt
-from .spec import deserialize_reconciled
+from .spec import deserialize_reconciled, spec_json
 from .status import TERMINAL_JOB_STATES, error_json
 
 CHECKPOINT_STATS_SETTLE_MS = 4_000
@@ -34,10 +35,11 @@ def settled(job: Any, now_ms: int) -> bool:
 
 
 class PendingOperations(ABC):
-    """The base of both kinds' syncs: the state below, the in-flight operations, and the accessors both share.
-    Each kind provides the three methods at the end."""
+    """The base of both kinds' syncs: the state below, the in-flight operations, and the accessors and steps both
+    share. `JobSync` provides the two methods at the end."""
 
     uid: str
+    old_status: dict[str, Any]
     flink_sync: FlinkSyncRecord
     status: dict[str, Any]
     flink: FlinkObservation | None
@@ -244,6 +246,47 @@ class PendingOperations(ABC):
             self._mark_stable()
         self.waiting_progress = True
 
+    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
+        """The desired spec as it will be recorded: this job state and restore mode, old snapshot nonces kept."""
+        assert self.desired is not None
+        spec: dict[str, Any] = spec_json(self.desired)
+        if spec.get("job") is not None:
+            spec["job"]["state"] = job_state
+            if upgrade_mode:
+                spec["job"]["upgradeMode"] = upgrade_mode
+            if self.reconciled is not None:
+                old_job = self.reconciled.get("job") or {}
+                for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
+                    spec["job"][nonce] = old_job.get(nonce)
+        return spec
+
+    def _reconciled_job(self) -> dict[str, Any]:
+        job: dict[str, Any] = (self.reconciled or {}).get("job") or {}
+        return job
+
+    def _start_due_savepoint(self, job_id: str) -> bool:
+        """A manual savepoint (a new savepointTriggerNonce) or a periodic one that is due, in that order, recorded
+        to be triggered on the next sync. Whether one was."""
+        assert self.desired is not None and self.desired.job is not None
+        nonce = self.desired.job.savepointTriggerNonce
+        if nonce is not None and nonce != self._reconciled_job().get("savepointTriggerNonce"):
+            self._start_savepoint(job_id, "MANUAL", nonce, nonce)
+            return True
+        due = self._periodic_due_in_ms()
+        if due is not None and due <= 0:
+            # Keyed by the due time, so a retried sync asks for the same savepoint.
+            self._start_savepoint(job_id, "PERIODIC", None, self.now_ms + due)
+            return True
+        return False
+
+    def _suspend_ended_job(self, wanted: str, restore_mode: str) -> None:
+        """A job that already ended is suspended from its last checkpoint, once its terminal state (and with it
+        that checkpoint's path) came back in the status."""
+        if (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
+            self.waiting_progress = True
+            return
+        self._finish_suspend(wanted, restore_mode)
+
     # --- what differs by kind -----------------------------------------------------------------------------
     @abstractmethod
     def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "") -> None:
@@ -253,6 +296,3 @@ class PendingOperations(ABC):
     def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
         """Write `lastReconciledSpec` from a spec of the kind."""
 
-    @abstractmethod
-    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
-        """The desired spec as it will be recorded: this job state and restore mode, old snapshot nonces kept."""

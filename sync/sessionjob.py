@@ -11,37 +11,31 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import flinkconf, jobsync, podhealth, snapshots
+from . import jobsync, podhealth
 from . import sessionjob_submission as submissions
-from .diff import DiffType, classify
+from .diff import DiffType
 from .flinkdeployment.cluster import iso
 from .ids import derive_id
 from .intake import usable_status
+from .jaruri import check_jar_uri
+from .jobsync import JobSync, ReadSpec
 from .model import (
-    Action,
     CoreSettings,
-    Event,
     FlinkObservation,
     ObservationPlan,
     SyncResult,
 )
-from .pending import PendingOperations
 from .records import FlinkSyncRecord, PendingRecord
 from .sessionjob_submission import session_config
-from .snapshots import OP
+from .snapshots import savepoint_on_deletion
 from .spec import (
     FlinkSessionJobSpec,
-    SpecError,
-    deserialize_reconciled,
     parse_session_job_spec,
-    serialize_reconciled,
-    spec_json,
 )
 from .status import (
     TERMINAL_JOB_STATES,
     error_json,
     error_message,
-    lifecycle_state,
     set_condition,
 )
 from .validation import validate_session_job
@@ -63,98 +57,60 @@ def plan_observation(parent: dict[str, Any], session: dict[str, Any] | None) -> 
                            trigger_id=trigger, latest_checkpoint=True, failure_cause=True)
 
 
-class _SessionJobSync(PendingOperations):
+class SessionJobSync(JobSync):
+    """One sync of a FlinkSessionJob: the shared job state machine (`sync/jobsync.py`) with a submission to the
+    session cluster in place of a cluster (`sync/sessionjob_submission.py`)."""
+
+    SPEC_KIND = "FlinkSessionJobSpec"
+    EVENT_COMPONENT = "Job"
+    IS_DEPLOYMENT = False
+
     def __init__(self, parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
                  now_ms: int, settings: CoreSettings, jar_allowlist: tuple[str, ...]):
-        meta = parent.get("metadata") or {}
-        self.parent, self.session, self.flink, self.now_ms, self.settings = parent, session, flink, now_ms, settings
+        super().__init__(parent, flink, now_ms, settings)
+        self.session = session
         self.jar_allowlist = jar_allowlist
-        self.name = meta.get("name") or ""
-        self.namespace = meta.get("namespace") or "default"
-        self.uid = meta.get("uid") or f"{self.namespace}/{self.name}"
-        self.generation = int(meta.get("generation") or 1)
-        self.old_status = usable_status(parent.get("status"))  # StatusUnusable (422) when it cannot be continued
-        self.status = copy.deepcopy(self.old_status)
-        self.status.pop("observedGeneration", None)
-        self.status.setdefault("flinkSync", {})  # its place in status; _result writes the records there
-        self.incoming_records = FlinkSyncRecord.from_json(self.old_status.get("flinkSync") or {})
-        self.flink_sync = self.incoming_records
-        self.recon: dict[str, Any] = self.status.setdefault("reconciliationStatus", {})
-        self.job_status: dict[str, Any] = self.status.setdefault("jobStatus", {})
-        self.reconciled, _ = deserialize_reconciled(self.recon.get("lastReconciledSpec"))
-        self.actions: list[Action] = []
-        self.events: list[Event] = []
+        self.recon: dict[str, Any] = self._recon()
+        self.job_status: dict[str, Any] = self._job_status()
         self.desired: FlinkSessionJobSpec | None = None
-        self.config: dict[str, str] = {}
-        self.invalid: str | None = None
-        self.waiting_progress = False
         self.waiting_reason: str | None = None
         self.session_pods_cause: str | None = None  # what is wrong with the session cluster's pods (podhealth)
-
-    # ------------------------------------------------------------------ helpers
-    def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "Job") -> None:
-        self.events.append(Event(reason=reason, message=message, type=kind, component=component))  # type: ignore[arg-type]
-
-    def _record_reconciled(self, spec: dict[str, Any], first: bool = False) -> None:
-        self.recon["lastReconciledSpec"] = serialize_reconciled(parse_session_job_spec(spec), first)
-        self.reconciled = spec
 
     def _session_ready(self) -> bool:
         return ((self.session or {}).get("status") or {}).get("jobManagerDeploymentStatus") == "READY"
 
-    def _target_spec(self, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
-        assert self.desired is not None
-        spec = spec_json(self.desired)
-        old_job = (self.reconciled or {}).get("job") or {}
-        spec["job"]["state"] = job_state
-        if upgrade_mode:
-            spec["job"]["upgradeMode"] = upgrade_mode
-        if self.reconciled is not None:
-            for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
-                spec["job"][nonce] = old_job.get(nonce)
-        return spec
+    # ------------------------------------------------------------------ reading the spec
+    def _parse_spec(self, spec: Any) -> FlinkSessionJobSpec:
+        return parse_session_job_spec(spec)
 
-    # ------------------------------------------------------------------ entry
-    def run(self, finalizing: bool) -> SyncResult:
-        self._parse()
-        if finalizing:
-            return self._finalize()
+    def _read_spec(self) -> ReadSpec:
+        spec = parse_session_job_spec(self.parent.get("spec"))
+        config = session_config(self.settings, self.namespace, self.session, spec)
+        error = validate_session_job(self.name, spec, config, self.reconciled, self.session,
+                                     self.settings.validators, self.parent)
+        if error is None and spec.job is not None and spec.job.jarURI:
+            error = check_jar_uri(spec.job.jarURI, self.jar_allowlist)
+        return spec, config, error
+
+    def _config_when_invalid(self, read_config: dict[str, str]) -> dict[str, str]:
+        return read_config
+
+    def _validation_error_fixed(self, old_error: str) -> bool:
+        return "ValidationException" in old_error
+
+    def _waiting_for_dependency(self) -> bool:
+        """The session cluster is not there, or not READY: nothing can be observed or submitted yet."""
         if self.session is None:
             self.waiting_reason = f"session FlinkDeployment '{(self.parent.get('spec') or {}).get('deploymentName')}' not found in namespace {self.namespace}"
             if self.recon.get("lastReconciledSpec") and self.job_status.get("state") == "RUNNING":
                 self.job_status["state"] = "RECONCILING"
-            return self._result()
+            return True
         if not self._session_ready():
             self.waiting_reason = (f"waiting for session cluster '{self.session['metadata']['name']}' to be READY "
                                    f"(now {(self.session.get('status') or {}).get('jobManagerDeploymentStatus') or 'not deployed'})"
                                    + (f": {self.session_pods_cause}" if self.session_pods_cause else ""))
-            return self._result()
-        self._observe()
-        self._step()
-        return self._result()
-
-    def _parse(self) -> None:
-        try:
-            spec = parse_session_job_spec(self.parent.get("spec"))
-            self.config = session_config(self.settings, self.namespace, self.session, spec)
-            error = validate_session_job(self.name, spec, self.config, self.reconciled, self.session,
-                                         self.settings.validators, self.parent)
-            if error is None and spec.job is not None and spec.job.jarURI:
-                from .jaruri import check_jar_uri
-                error = check_jar_uri(spec.job.jarURI, self.jar_allowlist)
-        except SpecError as exc:
-            spec, error = None, str(exc)
-        if error:
-            self.invalid = error
-            if error_message(self.old_status.get("error")) != error:
-                self._event("ValidationError", error, "Warning", "Operator")
-            self.status["error"] = error_json("ValidationException", error)
-            if self.reconciled is not None:
-                self.desired = parse_session_job_spec(self.reconciled)
-            return
-        self.desired = spec
-        if "ValidationException" in (self.old_status.get("error") or ""):
-            self.status.pop("error", None)
+            return True
+        return False
 
     # ------------------------------------------------------------------ observe
     def _observe(self) -> None:
@@ -181,24 +137,6 @@ class _SessionJobSync(PendingOperations):
             self.status.pop("error", None)
 
     # ------------------------------------------------------------------ state machine
-    def _step(self) -> None:
-        """One decision: first finish what the status records as in flight, then act on the spec."""
-        if self._continue_recorded_step() or self.desired is None:
-            return
-        if self.reconciled is None:
-            if not self.invalid and self.desired.job and self.desired.job.state == "running":
-                submissions.prepare_submission(self, first=True)
-            return
-        if self.invalid:
-            return
-        diff, fields = classify(self.reconciled, spec_json(self.desired))
-        if diff == DiffType.IGNORE and self.recon.get("state") != "UPGRADING":
-            self._other_changes()
-            return
-        jobsync.announce_spec_change(self, diff, fields, "FlinkSessionJobSpec")
-        if not jobsync.retry_later(self):
-            self._upgrade(diff)
-
     def _continue_recorded_step(self) -> bool:
         """An operation in flight, or a recorded submission not yet made (or lost by the session cluster)."""
         if self.flink_sync.pending is not None:
@@ -210,38 +148,38 @@ class _SessionJobSync(PendingOperations):
             return True
         return False
 
-    def _upgrade(self, diff: DiffType) -> None:
-        assert self.desired is not None and self.desired.job is not None
-        current = ((self.reconciled or {}).get("job") or {}).get("state", "running")
-        wanted = self.desired.job.state
-        submission = self.flink_sync.submission
-        if submission and current == "running":
-            self._suspend(diff, wanted)
-            return
-        if submission and current == "suspended":
-            self._set_records(submission=None, submitted=None)
-            self.waiting_progress = True
-            return
-        if wanted == "suspended":
-            if self.recon.get("state") == "UPGRADING":
-                self.recon["state"] = "DEPLOYED"
-            return
+    def _without_a_valid_change(self) -> None:
+        """The first submission of a valid spec whose job should run; an invalid spec changes nothing."""
+        assert self.desired is not None
+        if self.reconciled is None and not self.invalid and self.desired.job and self.desired.job.state == "running":
+            submissions.prepare_submission(self, first=True)
+
+    def _deployed_state(self) -> str | None:
+        if self.flink_sync.submission is None:
+            return None
+        return self._reconciled_job().get("state", "running")  # type: ignore[no-any-return]
+
+    def _drop_stopped_deployment(self) -> None:
+        self._set_records(submission=None, submitted=None)
+
+    def _prepare_deployment(self, diff: DiffType) -> None:
         submissions.prepare_submission(self, diff=diff)
 
-    def _suspend(self, diff: DiffType, wanted: str) -> None:
+    def _suspend(self, diff: DiffType) -> None:
         """Stop the submitted job the way its upgradeMode asks: cancel (stateless, savepoint redeploy) or stop
         with a savepoint; a job that already ended is suspended from its last checkpoint."""
         assert self.desired is not None and self.desired.job is not None
+        wanted = self.desired.job.state
         state = self.job_status.get("state")
         assert self.flink_sync.submission is not None
         job_id = self.flink_sync.submission.job_id
         assert job_id is not None  # a submission names its job
-        if state in TERMINAL_JOB_STATES or self._job_gone(job_id):
-            if state in TERMINAL_JOB_STATES and \
-                    (self.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
-                self.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
-                return
-            self._finish_suspend(wanted, "stateless" if self.desired.job.upgradeMode == "stateless" else "savepoint")
+        mode = "stateless" if self.desired.job.upgradeMode == "stateless" else "savepoint"
+        if state in TERMINAL_JOB_STATES:
+            self._suspend_ended_job(wanted, mode)
+            return
+        if self._job_gone(job_id):
+            self._finish_suspend(wanted, mode)
             return
         if state == "CANCELLING":
             self.waiting_progress = True
@@ -275,22 +213,13 @@ class _SessionJobSync(PendingOperations):
         self._set_records(pending=PendingRecord.stop(derive_id(self.uid, "stop", job_id, attempt), job_id, self.now_ms))
         return True
 
-    def _other_changes(self) -> None:
+    def _steady(self) -> None:
+        """A running job: a manual or periodic savepoint."""
         submission = self.flink_sync.submission
         if self.desired is None or self.desired.job is None or submission is None or submission.job_id is None or \
-                self.job_status.get("state") != "RUNNING" or ((self.reconciled or {}).get("job") or {}).get("state") != "running":
+                self.job_status.get("state") != "RUNNING" or self._reconciled_job().get("state") != "running":
             return
-        nonce = self.desired.job.savepointTriggerNonce
-        trigger_type, key = None, None
-        if nonce is not None and nonce != ((self.reconciled or {}).get("job") or {}).get("savepointTriggerNonce"):
-            trigger_type, key = "MANUAL", nonce
-        else:
-            due = self._periodic_due_in_ms()
-            if due is not None and due <= 0:
-                trigger_type, key, nonce = "PERIODIC", self.now_ms + due, None
-        if trigger_type is None:
-            return
-        self._start_savepoint(submission.job_id, trigger_type, nonce, key)
+        self._start_due_savepoint(submission.job_id)
 
     # ------------------------------------------------------------------ deletion
     def _finalize(self) -> SyncResult:
@@ -300,7 +229,7 @@ class _SessionJobSync(PendingOperations):
             self._event("Cleanup", "Cleaning up FlinkSessionJob", component="Operator")
         submission = self.flink_sync.submission
         if submission is None or self._nothing_to_stop():
-            if self.flink_sync.delete_ready and self.incoming_records.delete_ready is None:
+            if self._delete_savepoint_just_recorded():
                 return self._result(keep_lifecycle=True, finalized=False, resync=0.5)
             self.status["lifecycleState"] = "DELETED"
             self._set_records(submission=None)
@@ -312,8 +241,7 @@ class _SessionJobSync(PendingOperations):
                                 resync=0.5 if self.flink_sync.delete_ready else 2.0)
         job_id = submission.job_id
         assert job_id is not None  # a submission names its job
-        if flinkconf.is_true(self.config, OP + "job.savepoint-on-deletion") and self.job_status.get("state") == "RUNNING" \
-                and snapshots.savepoint_dir(self.config):
+        if savepoint_on_deletion(self.config) and self.job_status.get("state") == "RUNNING":
             self._set_records(pending=PendingRecord.stop(derive_id(self.uid, "stop", job_id, "delete"), job_id,
                                                          self.now_ms, "delete"))
         else:
@@ -328,35 +256,23 @@ class _SessionJobSync(PendingOperations):
         return self.job_status.get("state") in TERMINAL_JOB_STATES or session_gone or not self._session_ready() \
             or bool(self.flink_sync.delete_ready)
 
-    # ------------------------------------------------------------------ result
-    def _result(self, keep_lifecycle: bool = False, finalized: bool | None = None,
-                resync: float | None = None) -> SyncResult:
-        if not keep_lifecycle:
-            self.status.pop("lifecycleState", None)
-            self.status["lifecycleState"] = lifecycle_state(self.status, is_deployment=False)
-        self.status["observedGeneration"] = self.generation
-        _conditions(self)
-        self._write_records()
+    # ------------------------------------------------------------------ the answer
+    def _kind_status(self) -> None:
         if not self.job_status:
             self.status.pop("jobStatus", None)
-        return SyncResult(status=self.status, children=[], actions=self.actions, events=self.events,
-                          resync_after_seconds=self._resync_after() if resync is None else resync,
-                          finalized=finalized)
 
+    def _conditions(self) -> None:
+        _conditions(self)
 
-    def _resync_after(self) -> float:
-        """Soon while something is in flight, otherwise the reconcile interval; never past the next periodic
-        savepoint."""
-        busy = self.waiting_progress or self.waiting_reason or self.recon.get("state") == "UPGRADING" or \
+    def _busy(self) -> bool:
+        return bool(self.waiting_reason) or self.recon.get("state") == "UPGRADING" or \
             self.status.get("lifecycleState") == "DEPLOYED"
-        resync = self.settings.progress_interval_s if busy else self.settings.stable_interval_s
-        due = self._periodic_due_in_ms()
-        if due is not None and due > 0:
-            resync = min(resync, max(1.0, due / 1000))
-        return resync
+
+    def _takes_periodic_savepoints(self) -> bool:
+        return True
 
 
-def _conditions(s: _SessionJobSync) -> None:
+def _conditions(s: SessionJobSync) -> None:
     """Ready (the job runs, or why it waits for its session cluster) and Degraded (an error)."""
     now = iso(s.now_ms)
     conditions = list(s.status.get("conditions") or [])
@@ -380,7 +296,7 @@ def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, fli
                      session_pods: list[dict[str, Any]] | None = None) -> SyncResult:
     """One sync of a FlinkSessionJob. Pure. `session_pods`: the session cluster's pods (customize relates them),
     so that a job waiting for its session cluster says what is wrong with it."""
-    sync = _SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist)
+    sync = SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist)
     cause = podhealth.classify(podhealth.ClusterView(pods=tuple(session_pods or ())))
     sync.session_pods_cause = cause.message if cause is not None else None
     return sync.run(finalizing)

@@ -32,7 +32,7 @@ def session_config(settings: CoreSettings, namespace: str, session: dict[str, An
 
 
 if TYPE_CHECKING:
-    from .sessionjob import _SessionJobSync as SessionJobSync
+    from .sessionjob import SessionJobSync
 
 
 def prepare_submission(s: SessionJobSync, first: bool = False, diff: DiffType = DiffType.UPGRADE) -> None:

@@ -30,6 +30,11 @@ def savepoint_dir(config: dict[str, str]) -> str | None:
     return flinkconf.get_first(config, *SAVEPOINT_DIR_KEYS)
 
 
+def savepoint_on_deletion(config: dict[str, str]) -> bool:
+    """kubernetes.operator.job.savepoint-on-deletion, with a savepoint directory to take it into."""
+    return flinkconf.is_true(config, OP + "job.savepoint-on-deletion") and bool(savepoint_dir(config))
+
+
 def stop_action(pending: PendingRecord, config: dict[str, str]) -> Action:
     """Stop-with-savepoint for a recorded `pending` stop (its trigger id makes a repeat idempotent)."""
     return Action("stop_with_savepoint", {

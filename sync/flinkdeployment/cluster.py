@@ -13,7 +13,7 @@ from ..render import ClusterPlan, render_cluster
 from ..spec import FlinkDeploymentSpec, SpecError, parse_deployment_spec, spec_json
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 RECORD_ANNOTATION = "flink-sync.io/cluster-record"
 

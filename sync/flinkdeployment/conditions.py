@@ -9,7 +9,7 @@ from .cluster import iso
 from .health import pending_cause
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 
 @dataclass(frozen=True)

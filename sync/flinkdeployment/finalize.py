@@ -12,7 +12,7 @@ from ..status import TERMINAL_JOB_STATES, error_json, error_message
 from . import observe, upgrade
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 
 def finalize(s: DeploymentSync) -> SyncResult:
@@ -25,7 +25,7 @@ def finalize(s: DeploymentSync) -> SyncResult:
         return s._result(keep_lifecycle=True, resync=5.0, finalized=False)
     if s.cluster and s._is_app() and not s.flink_sync.delete_ready and not _stop_job(s):
         return s._result(keep_lifecycle=True, resync=s._progress_interval(), finalized=False)
-    if s.flink_sync.delete_ready and s.incoming_records.delete_ready is None:
+    if s._delete_savepoint_just_recorded():
         # The deletion savepoint is recorded in this response; remove the cluster on the next call.
         return s._result(keep_lifecycle=True, resync=0.5, finalized=False)
     if _jobmanager_may_still_run(s):
@@ -73,8 +73,7 @@ def _stop_job(s: DeploymentSync) -> bool:
     if s.flink_sync.pending is not None:
         s._progress_pending()
         return bool(s.flink_sync.delete_ready)
-    if flinkconf.is_true(s.config, OP + "job.savepoint-on-deletion") and s._job_running() \
-            and snapshots.savepoint_dir(s.config):
+    if snapshots.savepoint_on_deletion(s.config) and s._job_running():
         upgrade.start_stop(s, "suspended", purpose="delete")
         return False
     if s.cluster.job_id and s.status.get("jobManagerDeploymentStatus") == "READY" and \

@@ -22,7 +22,7 @@ from ..snapshots import OP
 from ..status import error_json, error_message
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 DEFAULT_READINESS_TIMEOUT_MS = 5 * 60 * 1000
 ERROR_TYPE = "DeploymentFailedException"

@@ -12,7 +12,7 @@ from . import health
 from .cluster import RECORD_ANNOTATION, observed_record
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 
 def adopt_newer_cluster(s: DeploymentSync) -> None:

@@ -14,7 +14,7 @@ from ..status import TERMINAL_JOB_STATES, error_json
 from .cluster import cluster_record
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
     from ..spec import FlinkDeploymentSpec
 
 

@@ -10,7 +10,7 @@ from ..model import Action
 from ..snapshots import _opt
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 
 def other_changes(s: DeploymentSync) -> None:
@@ -18,20 +18,13 @@ def other_changes(s: DeploymentSync) -> None:
     that is due, or a manual checkpoint (new checkpointTriggerNonce), in that order, one per sync."""
     if s.desired is None or s.desired.job is None or not s._job_running():
         return
-    reconciled_job = (s.reconciled or {}).get("job") or {}
+    reconciled_job = s._reconciled_job()
     if reconciled_job.get("state") != "running":
         return
     assert s.cluster is not None  # _job_running
     job_id = s.cluster.job_id
     assert job_id is not None  # a job cluster's record names its job
-    nonce = s.desired.job.savepointTriggerNonce
-    if nonce is not None and nonce != reconciled_job.get("savepointTriggerNonce"):
-        s._start_savepoint(job_id, "MANUAL", nonce, nonce)
-        return
-    due = s._periodic_due_in_ms()
-    if due is not None and due <= 0:
-        # Keyed by the due time, so a retried sync asks for the same savepoint.
-        s._start_savepoint(job_id, "PERIODIC", None, s.now_ms + due)
+    if s._start_due_savepoint(job_id):
         return
     checkpoint_nonce = s.desired.job.checkpointTriggerNonce
     if checkpoint_nonce is not None and checkpoint_nonce != reconciled_job.get("checkpointTriggerNonce"):

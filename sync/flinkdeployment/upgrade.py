@@ -1,10 +1,11 @@
-"""Upgrades by mode (stateless, savepoint, last-state) and suspend: stop or cancel the running job the way its
-upgradeMode asks, record where to restore from, remove the old cluster, record and create the next one.
-Every step that depends on a value runs on a sync whose incoming status already holds it."""
+"""Upgrades by mode (stateless, savepoint, last-state) and suspend, for a FlinkDeployment: stop or cancel the
+running job the way its upgradeMode asks, record where to restore from, record and create the next cluster. The
+order of the steps is the shared state machine's (`JobSync._upgrade` in sync/jobsync.py); every step that
+depends on a value runs on a sync whose incoming status already holds it."""
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import flinkconf, snapshots
 from ..diff import DiffType
@@ -19,7 +20,7 @@ from . import health
 from .cluster import cluster_record, observed_record
 
 if TYPE_CHECKING:
-    from ..deployment import _Sync as DeploymentSync
+    from ..deployment import DeploymentSync
 
 
 def first_deploy(s: DeploymentSync) -> None:
@@ -98,45 +99,6 @@ def scale_in_place(s: DeploymentSync) -> None:
     s._recon()["reconciliationTimestamp"] = s.now_ms
 
 
-def target_spec(s: DeploymentSync, job_state: str, upgrade_mode: str | None) -> dict[str, Any]:
-    """The desired spec as recorded: the given job state and restore mode, old snapshot nonces kept."""
-    assert s.desired is not None
-    spec = spec_json(s.desired)
-    old_job = (s.reconciled or {}).get("job") or {}
-    if spec.get("job") is not None:
-        spec["job"]["state"] = job_state
-        if upgrade_mode:
-            spec["job"]["upgradeMode"] = upgrade_mode
-        for nonce in ("savepointTriggerNonce", "checkpointTriggerNonce"):
-            spec["job"][nonce] = old_job.get(nonce)
-    return spec
-
-
-def upgrade(s: DeploymentSync, diff: DiffType) -> None:
-    assert s.desired is not None
-    is_app = s.desired.job is not None
-    recon_job = (s.reconciled or {}).get("job") or {}
-    current = recon_job.get("state", "running") if is_app else ("running" if s.cluster else "suspended")
-    wanted = s.desired.job.state if s.desired.job is not None else "running"
-    if s.cluster and current == "running":
-        suspend(s, diff)
-        return
-    if s.cluster and current == "suspended":
-        # The stop or cancel finished and its savepoint path is already durable in status: remove the cluster.
-        s._remove_cluster()
-        s.status["jobManagerDeploymentStatus"] = "MISSING"
-        s.waiting_progress = True
-        return
-    if wanted == "suspended":
-        if s._recon().get("state") == "UPGRADING":
-            s._recon()["state"] = "DEPLOYED"
-        return
-    if s._old_cluster_present():
-        s.waiting_progress = True
-        return
-    prepare_deploy(s, diff)
-
-
 def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
     """Record the next deployment (job id, restore path) in status; the following sync creates it."""
     assert s.desired is not None
@@ -163,7 +125,7 @@ def prepare_deploy(s: DeploymentSync, diff: DiffType) -> None:
         job_status["jobId"] = job_id
     s._set_records(deploys=deploys + 1,
                    next=cluster_record(s.desired, job_id, path, s.generation, mark_stable, seq=deploys + 1))
-    s._record_reconciled(target_spec(s, "suspended", restore_mode))
+    s._record_reconciled(s._target_spec("suspended", restore_mode))
     recon = s._recon()
     recon["state"] = "UPGRADING"
     recon["reconciliationTimestamp"] = s.now_ms
@@ -183,10 +145,7 @@ def suspend(s: DeploymentSync, diff: DiffType) -> None:
     elif s.desired.job.upgradeMode == "stateless":
         stateless_suspend(s, wanted, "stateless", cancel=job_state not in TERMINAL_JOB_STATES)
     elif job_state in TERMINAL_JOB_STATES:
-        if (s.old_status.get("jobStatus") or {}).get("state") not in TERMINAL_JOB_STATES:
-            s.waiting_progress = True  # the terminal state and its checkpoint path must be durable first
-        else:
-            s._finish_suspend(wanted, "savepoint")
+        s._suspend_ended_job(wanted, "savepoint")
     elif job_state == "CANCELLING":
         s.waiting_progress = True
     elif s.desired.job.upgradeMode == "savepoint":
@@ -198,7 +157,7 @@ def suspend(s: DeploymentSync, diff: DiffType) -> None:
 def _suspend_session_cluster(s: DeploymentSync) -> None:
     """A session cluster: delete it, then deploy the new one."""
     s._remove_cluster()
-    s._record_reconciled(target_spec(s, "running", None))
+    s._record_reconciled(s._target_spec("running", None))
     s._recon()["state"] = "UPGRADING"
     s.status["jobManagerDeploymentStatus"] = "MISSING"
     s._event("Suspended", "Suspending existing deployment.")
@@ -258,7 +217,7 @@ def _suspend_last_state(s: DeploymentSync, wanted: str, job_state: str | None) -
 def _suspend_keeping_ha(s: DeploymentSync, wanted: str) -> None:
     """Keep the HA metadata: delete the cluster, redeploy with the same job id; Flink resumes from HA."""
     s._event("Suspended", "Suspending existing deployment.")
-    s._record_reconciled(target_spec(s, "suspended", "last-state"))
+    s._record_reconciled(s._target_spec("suspended", "last-state"))
     s._recon()["state"] = "UPGRADING" if wanted == "running" else "DEPLOYED"
     if wanted != "running":
         s._mark_stable()

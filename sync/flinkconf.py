@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from . import versions
+from .kubelimits import INT32_MAX
 
 DEFAULTS_PREFIX = "kubernetes.operator.default-configuration."
 NAMESPACE_PREFIX = DEFAULTS_PREFIX + "namespace."
@@ -113,6 +114,16 @@ def effective_user_config(operator_defaults: Mapping[str, str], namespace: str, 
     for user in user_configs:
         config.update(flatten(user))
     return config
+
+
+def task_slots(config: Mapping[str, str]) -> int | None:
+    """`taskmanager.numberOfTaskSlots` as Flink reads it (a Java int of at least 1; unset: 1), or None when it
+    is unusable (validation names it; what renders a valid spec never sees it)."""
+    try:
+        count = int(float(config.get("taskmanager.numberOfTaskSlots") or 1))
+    except (ValueError, OverflowError):
+        return None
+    return count if 1 <= count <= INT32_MAX else None
 
 
 def get_first(config: Mapping[str, str], *keys: str) -> str | None:

@@ -66,10 +66,8 @@ def is_kubernetes_ha(config: dict[str, str]) -> bool:
 
 
 def slots(config: dict[str, str]) -> int:
-    try:
-        return max(1, int(float(config.get("taskmanager.numberOfTaskSlots") or 1)))
-    except (ValueError, OverflowError):
-        return 1
+    """The task slots per TaskManager (validation refused an unusable value; 1 stands in for one here)."""
+    return flinkconf.task_slots(config) or 1
 
 
 def _override_parallelism(config: dict[str, str]) -> int:

@@ -289,7 +289,7 @@ def _job_parallelism(job: JobSpec, config: Mapping[str, str], tm_replicas: int |
     if tm_replicas is not None:
         if tm_replicas < 1:
             return "spec.taskManager.replicas: TaskManager replicas must be larger than 0"
-        total = tm_replicas * (_slot_count(config) or 1)
+        total = tm_replicas * (flinkconf.task_slots(config) or 1)
         if total > MAX_PARALLELISM:
             return (f"spec.taskManager.replicas: {tm_replicas} TaskManagers give the job a parallelism of {total}, over "
                     f"Flink's largest parallelism ({MAX_PARALLELISM})")
@@ -301,15 +301,6 @@ def _job_parallelism(job: JobSpec, config: Mapping[str, str], tm_replicas: int |
 def _job_errors(job: JobSpec, config: Mapping[str, str], tm_replicas: int | None, field: str = "spec.job") -> str | None:
     return (_job_state_dirs(job, config, field) or _job_schedules(config)
             or _job_parallelism(job, config, tm_replicas, field))
-
-
-def _slot_count(config: Mapping[str, str]) -> int | None:
-    """`taskmanager.numberOfTaskSlots` as Flink reads it (a Java int of at least 1), or None when unusable."""
-    try:
-        count = int(float(config.get("taskmanager.numberOfTaskSlots") or 1))
-    except (ValueError, OverflowError):
-        return None
-    return count if 1 <= count <= INT32_MAX else None
 
 
 # ----------------------------------------------------------------- FlinkDeployment: one rule each, Apache's order
@@ -458,7 +449,7 @@ def _rule_taskmanager_replicas(c: DeploymentCheck) -> str | None:
 
 def _rule_task_slots(c: DeploymentCheck) -> str | None:
     key = "taskmanager.numberOfTaskSlots"
-    if key in c.config and _slot_count(c.config) is None:
+    if key in c.config and flinkconf.task_slots(c.config) is None:
         return f"spec.flinkConfiguration.{key}: must be a whole number from 1 to {INT32_MAX}, got '{c.config[key]}'"
     return None
 

@@ -97,6 +97,21 @@ def test_migration_from_an_apache_written_status_adopts_children_flink_sync_rend
     assert body["status"]["flinkSync"]["cluster"]["jobId"] == world.running_job().job_id
 
 
+def test_a_status_without_records_that_says_missing_still_adopts_the_running_cluster(client):
+    """One rule decides "removed on purpose" for adoption and for the final check (issue 13): a status without any
+    flinkSync record was not written by flink-sync, so its jobManagerDeploymentStatus MISSING is no removal of
+    flink-sync's; the JobManager that carries flink-sync's record is adopted, not refused nor deleted."""
+    world = stable_world()
+    observed = world.request_children()
+    parent = copy.deepcopy(world.parent)
+    del parent["status"]["flinkSync"]
+    parent["status"]["jobManagerDeploymentStatus"] = "MISSING"
+    code, body = post(client, parent, observed)
+    assert code == 200, body
+    assert child_keys(body["children"]) == child_keys(observed)
+    assert body["status"]["flinkSync"]["cluster"]["jobId"] == world.running_job().job_id
+
+
 def test_migration_with_children_flink_sync_did_not_render_is_refused_not_deleted(client):
     world = stable_world()
     observed = world.request_children()

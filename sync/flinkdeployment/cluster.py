@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import kubelimits
 from ..intake import StatusUnusable
-from ..records import DeploymentRecord, spec_text
+from ..records import DeploymentRecord, FlinkSyncRecord, spec_text
 from ..render import ClusterPlan, render_cluster
 from ..spec import FlinkDeploymentSpec, SpecError, parse_deployment_spec, spec_json
 
@@ -49,6 +49,18 @@ def observed_record(jm: dict[str, Any] | None) -> DeploymentRecord | None:
         return DeploymentRecord.from_json(record)
     except (ValueError, KeyError, TypeError, SpecError, AttributeError):
         return None
+
+
+def removed_on_purpose(status: dict[str, Any], records: FlinkSyncRecord, seen: DeploymentRecord | None) -> bool:
+    """Whether an observed JobManager (`seen`: the record it carries, None when it carries no readable one) is
+    what a deliberate removal left behind, still in Metacontroller's cache or being deleted, rather than a
+    cluster whose record the status lost (adopted, never deleted). The one rule for adoption (observe.py) and
+    for the final check of the answer (guard.py)."""
+    if records.removed is not None:
+        return seen is not None and seen.seq is not None and seen.seq <= records.removed
+    # A status of a flink-sync from before `removed`: its removals left jobManagerDeploymentStatus MISSING. A
+    # status without any record was not written by flink-sync, so nothing in it was removed on purpose.
+    return bool(records.to_json()) and status.get("jobManagerDeploymentStatus") == "MISSING"
 
 
 def children(s: DeploymentSync) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from typing import Any
 from .. import observed
 from ..intake import StatusUnusable
 from ..records import FlinkSyncRecord
-from .cluster import observed_record
+from .cluster import observed_record, removed_on_purpose
 
 MAX_NAMED = 6
 
@@ -44,9 +44,7 @@ def _dropped(observed_children: dict[str, Any], answered: list[dict[str, Any]]) 
 def _left_by_a_removal(status: dict[str, Any], records: FlinkSyncRecord, observed_children: dict[str, Any],
                        name: str) -> bool:
     """What a recorded removal left behind, still in Metacontroller's cache or being deleted."""
-    if records.removed is not None:
-        jm = observed.deployment(observed_children, name)
-        seen = observed_record(jm) if jm is not None else None
-        return jm is None or (seen is not None and seen.seq is not None and seen.seq <= records.removed)
-    # The same in a status of a flink-sync from before `removed`: its removals left MISSING behind.
-    return bool(records.to_json()) and status.get("jobManagerDeploymentStatus") == "MISSING"
+    jm = observed.deployment(observed_children, name)
+    if jm is None and records.removed is not None:
+        return True  # the removed JobManager is gone; the rest of its cluster follows
+    return removed_on_purpose(status, records, observed_record(jm) if jm is not None else None)

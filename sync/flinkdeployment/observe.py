@@ -9,7 +9,7 @@ from ..model import FlinkObservation, JobInfo
 from ..records import DeploymentRecord
 from ..status import TERMINAL_JOB_STATES, error_json
 from . import health
-from .cluster import RECORD_ANNOTATION, observed_record
+from .cluster import RECORD_ANNOTATION, observed_record, removed_on_purpose
 
 if TYPE_CHECKING:
     from ..deployment import DeploymentSync
@@ -57,18 +57,8 @@ def _unknown_record(s: DeploymentSync, seen: DeploymentRecord) -> bool:
     if nxt is not None and seen.seq == nxt.seq:
         return False  # deploy_next finishes this one
     if s.cluster is None and nxt is None:
-        return lost_record(s, seen)
+        return not removed_on_purpose(s.old_status, s.flink_sync, seen)
     return seen.seq > max((s.cluster.seq if s.cluster is not None else None) or 0, s.flink_sync.deploys or 0)
-
-
-def lost_record(s: DeploymentSync, seen: DeploymentRecord) -> bool:
-    """With no cluster record in status, whether the observed JobManager's record was lost rather than
-    removed on purpose (a removal in flight: Metacontroller's cache may still show the deleted child)."""
-    assert seen.seq is not None  # observed_record
-    if s.flink_sync.removed is not None:
-        return seen.seq > s.flink_sync.removed
-    # A status from before `removed` existed: a removal there always left jobManagerDeploymentStatus MISSING.
-    return s.old_status.get("jobManagerDeploymentStatus") != "MISSING"
 
 
 def observe(s: DeploymentSync) -> None:

@@ -17,10 +17,25 @@ KINDS = ("FlinkDeployment", "FlinkSessionJob", "FlinkStateSnapshot")
 NONE_FOUND = "no FlinkDeployment, FlinkSessionJob or FlinkStateSnapshot found"
 
 
-def _load_resources(path: str) -> list[dict[str, Any]]:
+def _load_resources(path: str | list[str]) -> list[dict[str, Any]]:
+    """The FlinkDeployments and FlinkSessionJobs of a file (`-` is stdin), or of several files in order."""
+    if isinstance(path, list):
+        return [resource for one in path for resource in _load_resources(one)]
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     docs = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
     return [doc for doc in docs if doc.get("kind") in KINDS]
+
+
+def _not_checked(resource: dict[str, Any], resources: list[dict[str, Any]]) -> str | None:
+    """What validating `resource` could not check with the given input, or None. The hook validates a session job
+    with its session cluster's configuration (and refuses an application cluster as its target); the CLI can only
+    when the input holds that FlinkDeployment."""
+    from .validation import session_cluster
+    if resource.get("kind") != "FlinkSessionJob" or session_cluster(resource, resources) is not None:
+        return None
+    name = (resource.get("spec") or {}).get("deploymentName")
+    return (f"not checked against its session cluster (FlinkDeployment '{name}' is not in the input: its "
+            "flinkConfiguration, and that it is a session cluster); pass its file with another -f")
 
 
 def _fail(message: str) -> int:
@@ -70,27 +85,36 @@ def _first_sync(resource: dict[str, Any]) -> Any:
     return sync_session_job(resource, None, None, now, settings)
 
 
-def _validation_error(resource: dict[str, Any]) -> str | None:
+def _validation_error(resource: dict[str, Any], resources: list[dict[str, Any]] | None = None) -> str | None:
+    """The first problem of a resource, as the hook would find it on its first sync (a session job with its
+    session cluster's configuration when `resources` hold that FlinkDeployment)."""
     from .settings import Settings
     from .validation import ValidationContext, validation_error
-    return validation_error(resource, ValidationContext(_settings(), Settings.from_env().jar_uri_allowlist))
+    clusters = tuple(r for r in resources or [] if r.get("kind") == "FlinkDeployment")
+    return validation_error(resource, ValidationContext(_settings(), Settings.from_env().jar_uri_allowlist,
+                                                        session_clusters=clusters))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Every FlinkDeployment/FlinkSessionJob in the file; the first problem ends it (exit 2, one line)."""
+    """Every FlinkDeployment/FlinkSessionJob in the files; the first problem ends it (exit 2, one line). A session job
+    is checked against its session cluster when the files hold it; otherwise a note on stderr says what was not."""
     try:
         resources = _load_resources(args.file)
         if not resources:
-            raise ValueError(f"{args.file}: {NONE_FOUND}")
+            raise ValueError(f"{', '.join(args.file)}: {NONE_FOUND}")
         for resource in resources:
-            error = _validation_error(resource)
+            error = _validation_error(resource, resources)
             if error:
                 name = (resource.get("metadata") or {}).get("name")
                 return _fail(f"{resource['kind']} {name}: {error}" if len(resources) > 1 else error)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         return _fail(str(exc).splitlines()[0])
     for resource in resources:
-        print(f"{resource['kind']} {(resource.get('metadata') or {}).get('name')}: valid")
+        name = f"{resource['kind']} {(resource.get('metadata') or {}).get('name')}"
+        print(f"{name}: valid")
+        note = _not_checked(resource, resources)
+        if note:
+            print(f"note: {name}: {note}", file=sys.stderr)
     return 0
 
 
@@ -102,7 +126,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.file}: {NONE_FOUND}")
         bodies = []
         for resource in resources:
-            error = _validation_error(resource)
+            error = _validation_error(resource, resources)
             if error:
                 name = resource["metadata"].get("name")
                 return _fail(f"{resource['kind']} {name}: {error}" if len(resources) > 1 else error)
@@ -258,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("-f", "--file", required=True)
     render.add_argument("--format", choices=("json", "yaml"), default="json")
     render.set_defaults(func=cmd_render)
-    validate = sub.add_parser("validate", help="check a CR; exit 2 with the field on stderr when invalid")
-    validate.add_argument("-f", "--file", required=True)
+    validate = sub.add_parser("validate", help="check CRs; exit 2 with the field on stderr when invalid")
+    validate.add_argument("-f", "--file", required=True, action="append",
+                          help="a YAML file of CRs (`-` for stdin); again for more files (a session job's session "
+                               "cluster, to check the job against its configuration)")
     validate.set_defaults(func=cmd_validate)
     explain = sub.add_parser("explain", help="say in plain words what the next syncs will do")
     explain.add_argument("-f", "--file", required=True)

@@ -7,13 +7,14 @@ one resource in the webhook's rules (manifests/components/admission-webhook).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sync import flinkconf
 from sync.jaruri import check_jar_uri
 from sync.model import CoreSettings
+from sync.sessionjob_submission import session_config
 from sync.spec import SpecError, deserialize_reconciled, parse_deployment_spec, parse_session_job_spec
 from sync.statesnapshot import parse_snapshot_spec
 from sync.validation import validate_deployment, validate_session_job
@@ -23,10 +24,12 @@ CANARY_LABEL = "flink.apache.org/canary"
 
 @dataclass(frozen=True)
 class ValidationContext:
-    """What validation needs besides the resource: the operator defaults and plugin validators (CoreSettings)
-    and the server's jar allowlist."""
+    """What validation needs besides the resource: the operator defaults and plugin validators (CoreSettings),
+    the server's jar allowlist, and the FlinkDeployments known with it (`flink-sync validate`'s input): a session
+    job whose session cluster is among them is checked with that cluster's configuration, as the hook does."""
     core: CoreSettings
     jar_uri_allowlist: tuple[str, ...]
+    session_clusters: tuple[Mapping[str, Any], ...] = ()
 
 
 def _meta(resource: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -58,13 +61,28 @@ def _deployment(resource: Mapping[str, Any], ctx: ValidationContext) -> str | No
                                extra=ctx.core.validators, resource=resource)
 
 
+def _namespace(resource: Mapping[str, Any]) -> str:
+    return _meta(resource).get("namespace") or "default"
+
+
+def session_cluster(job: Mapping[str, Any], resources: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The FlinkDeployment a FlinkSessionJob names (spec.deploymentName, same namespace), if `resources` hold it."""
+    wanted = (job.get("spec") or {}).get("deploymentName")
+    return next((dict(r) for r in resources if r.get("kind") == "FlinkDeployment"
+                 and _namespace(r) == _namespace(job) and _meta(r).get("name") == wanted), None)
+
+
 def _session_job(resource: Mapping[str, Any], ctx: ValidationContext) -> str | None:
     meta = _meta(resource)
     spec = parse_session_job_spec(resource.get("spec"))
-    config = flinkconf.effective_user_config(ctx.core.operator_defaults, meta.get("namespace") or "default", None,
-                                             spec.flinkConfiguration)
-    error = validate_session_job(meta.get("name"), spec, config, _reconciled(resource), extra=ctx.core.validators,
-                                 resource=resource)
+    session = session_cluster(resource, ctx.session_clusters)
+    if session is not None:
+        config = session_config(ctx.core, _namespace(resource), session, spec)
+    else:
+        config = flinkconf.effective_user_config(ctx.core.operator_defaults, _namespace(resource), None,
+                                                 spec.flinkConfiguration)
+    error = validate_session_job(meta.get("name"), spec, config, _reconciled(resource), session,
+                                 extra=ctx.core.validators, resource=resource)
     if error is None and spec.job is not None and spec.job.jarURI:
         error = check_jar_uri(spec.job.jarURI, ctx.jar_uri_allowlist)
     return error

@@ -14,6 +14,7 @@ from .helpers import EXAMPLES
 from .sim import World
 from .test_state_machine import BASE
 
+ROOT = Path(__file__).resolve().parent.parent
 CLI = [str(Path(sys.executable).parent / "flink-sync")]
 
 
@@ -109,3 +110,48 @@ def test_an_invalid_snapshot_names_the_field(tmp_path):
     for command in ("validate", "render"):
         out = run(command, "-f", str(path))
         assert out.returncode == 2 and "spec.savepoint.formatType" in out.stderr and "Traceback" not in out.stderr
+
+
+def _session_files(tmp_path, cluster_conf: dict, job_mode: str = "savepoint", application: bool = False):
+    cluster, job = list(yaml.safe_load_all((ROOT / "examples" / "session-cluster-and-job.yaml").read_text()))
+    cluster["spec"]["flinkConfiguration"].update(cluster_conf)
+    if application:
+        cluster["spec"]["job"] = {"jarURI": "local:///opt/flink/examples/streaming/StateMachineExample.jar"}
+    job["spec"]["job"]["upgradeMode"] = job_mode
+    cluster_path, job_path = tmp_path / "cluster.yaml", tmp_path / "job.yaml"
+    cluster_path.write_text(yaml.safe_dump(cluster))
+    job_path.write_text(yaml.safe_dump(job))
+    return str(cluster_path), str(job_path)
+
+
+def test_validate_checks_a_session_job_with_its_session_clusters_configuration(tmp_path):
+    """As the hook does (issue 13): the session cluster's flinkConfiguration is the job's too, so a savepoint job
+    whose savepoint directory the cluster sets is valid, and one the cluster does not set it for is not."""
+    cluster, job = _session_files(tmp_path, {"state.savepoints.dir": "file:///savepoints",
+                                             "state.checkpoints.dir": "file:///checkpoints"})
+    both = run("validate", "-f", cluster, "-f", job)
+    assert both.returncode == 0, both.stderr
+    assert "FlinkSessionJob basic-session-job-example: valid\n" in both.stdout
+    alone = run("validate", "-f", job)
+    assert alone.returncode == 2 and "spec.job.upgradeMode" in alone.stderr and "Traceback" not in alone.stderr
+
+    cluster, job = _session_files(tmp_path, {})
+    out = run("validate", "-f", cluster, "-f", job)
+    assert out.returncode == 2 and "spec.job.upgradeMode" in out.stderr
+
+
+def test_validate_refuses_a_session_job_on_an_application_cluster_of_the_input(tmp_path):
+    cluster, job = _session_files(tmp_path, {}, job_mode="stateless", application=True)
+    out = run("validate", "-f", cluster, "-f", job)
+    assert out.returncode == 2
+    assert "spec.deploymentName: Can not submit session job to application cluster" in out.stderr
+
+
+def test_validate_says_what_it_could_not_check_without_the_session_cluster(tmp_path):
+    _, job = _session_files(tmp_path, {}, job_mode="stateless")
+    out = run("validate", "-f", job)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "FlinkSessionJob basic-session-job-example: valid"
+    note = out.stderr.strip()
+    assert note.startswith("note: FlinkSessionJob basic-session-job-example: not checked against its session cluster")
+    assert "basic-session-deployment-example" in note and "-f" in note

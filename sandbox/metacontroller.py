@@ -64,7 +64,7 @@ class HookFailed(Exception):
 
 class RetryAfter(Exception):
     """The hook answered 429: requeue after Retry-After (whole seconds or an HTTP date; 0 if absent), no backoff and
-    no event (metacontroller.md §2.1)."""
+    no event (as Metacontroller's hook documentation describes a 429 answer)."""
 
     def __init__(self, delay: float):
         super().__init__(f"429, retry after {delay}s")

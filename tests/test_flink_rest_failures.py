@@ -1,8 +1,8 @@
 """Failure paths of `hooks.flink_rest` against scripted HTTP servers on 127.0.0.1.
 
 The happy path runs against real Flink in `test_flink_rest_real.py`; these stubs only reproduce the
-answers Flink (or the network) gives when things go wrong, with bodies shaped like the real ones
-(shared/docs/flink-local.md §4, and captured from Flink 1.20.3 / 2.3.0)."""
+answers Flink (or the network) gives when things go wrong, with bodies shaped like the real ones (captured
+from Flink 1.20.3 / 2.3.0)."""
 from __future__ import annotations
 
 import threading

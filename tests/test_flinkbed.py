@@ -1,8 +1,8 @@
 """Tests of the real-Flink test bed (``tests/flinkbed``).
 
 ``@pytest.mark.flink`` tests start real Flink 1.20.3 and 2.3.0 clusters from children written by
-hand in the exact shapes the Apache Flink Kubernetes Operator renders for a standalone cluster
-(docs: apache-operator-behaviour.md §1.3–§1.7). The unmarked tests check the pod runner's
+hand in the exact shapes the Apache Flink Kubernetes Operator renders for a standalone cluster.
+The unmarked tests check the pod runner's
 Kubernetes semantics (level-based apply, crash/restart, cleanup) with a fake ``java`` that starts
 in milliseconds.
 """

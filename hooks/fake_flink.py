@@ -276,7 +276,8 @@ class FakeFlink:
             raise FlinkRestError(f"Jar file {jar_id} does not exist", status_code=400)
         job_id = job_id or f"{len(self.jobs):032x}"
         self.submissions.append({"job_id": job_id, "entry_class": entry_class, "args": list(args),
-                                 "parallelism": parallelism, "savepoint_path": savepoint_path})
+                                 "parallelism": parallelism, "savepoint_path": savepoint_path,
+                                 "flink_configuration": dict(flink_configuration or {})})
         if job_id in self.jobs:
             raise FlinkDuplicateJob("DuplicateJobSubmissionException: Job has already been submitted.",
                                     status_code=400)

@@ -14,15 +14,40 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hooks import flink_io
+from hooks import flink_io, submit
 from hooks.fake_flink import FakeFlink, FakeJob, boot
+from hooks.flink_api import FlinkApi
+from hooks.settings import Settings
+from sync import sessionjob
 from sync.deployment import plan_observation, sync_deployment
-from sync.model import FlinkObservation, SyncResult
+from sync.model import Action, FlinkObservation, SyncResult
 
 from .helpers import SETTINGS
 from .metacontroller import CHILD_GROUPS
 
-__all__ = ["FakeFlink", "FakeJob", "World"]
+__all__ = ["FakeFlink", "FakeJob", "SessionCluster", "World"]
+
+
+def _jar_in_memory(uri: str, **_: object) -> tuple[str, bytes]:
+    return uri.rsplit("/", 1)[-1], b"PK"
+
+
+@dataclass
+class SessionCluster:
+    """A session cluster for FlinkSessionJob tests: the same in-memory Flink (hooks/fake_flink.py), reached through
+    the hooks' own Flink I/O and submission (`flink_io.observe`, `flink_io.execute`, `submit.submit_job`) as the
+    server reaches Flink; jars are fetched from memory."""
+    flink: FakeFlink = field(default_factory=lambda: FakeFlink("session"))
+
+    def observe(self, parent: dict[str, Any], session: dict[str, Any] | None) -> FlinkObservation | None:
+        return flink_io.observe(self.flink, sessionjob.plan_observation(parent, session))
+
+    def execute(self, actions: list[Action]) -> None:
+        flink_io.execute(self.flink, actions, submitter=self._submit)
+
+    @staticmethod
+    def _submit(client: FlinkApi, params: dict[str, Any]) -> str | None:
+        return submit.submit_job(client, params, Settings(), fetcher=_jar_in_memory)
 
 
 @dataclass

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from sync.model import FlinkObservation, JobInfo
 from sync.sessionjob import sync_session_job
 
 from .helpers import NOW_MS, SETTINGS, as_parent
-from .sim import World
+from .sim import SessionCluster, World
 from .test_kubectl_wait import _deployment
 
 try:
@@ -172,35 +171,27 @@ SESSION = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
 
 
 class SessionJobWorld:
-    """A FlinkSessionJob, its READY session cluster, and a Flink that runs what is submitted (reporting
-    `latest_checkpoint_path` as a job's latest checkpoint); `submitted_from` is each submission's restore path."""
+    """A FlinkSessionJob, its READY session cluster, and the shared in-memory Flink (hooks/fake_flink.py) that runs
+    what is submitted, reached through the hooks' own Flink I/O (tests/sim.SessionCluster)."""
 
-    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION,
-                 latest_checkpoint_path: str | None = None):
+    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION):
         self.parent = as_parent({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
                                  "metadata": {"name": "basic-session-job-example"},
                                  "spec": {"deploymentName": "basic-session-deployment-example",
                                           "job": {"jarURI": jar, "parallelism": 4, "upgradeMode": "stateless"}}})
         self.session = session
-        self.jobs: dict[str, str] = {}
-        self.latest_checkpoint_path = latest_checkpoint_path
-        self.submitted_from: list[str | None] = []
+        self.cluster = SessionCluster()
         self.now = NOW_MS
 
     def sync(self) -> None:
-        observation = FlinkObservation(reachable=True, latest_checkpoint_path=self.latest_checkpoint_path,
-                                       jobs=tuple(JobInfo(j, "job", s, 1) for j, s in self.jobs.items()))
+        observation = self.cluster.observe(self.parent, self.session)
         result = sync_session_job(copy.deepcopy(self.parent), self.session, observation, self.now, SETTINGS)
-        for action in result.actions:
-            if action.kind == "submit_job":
-                self.jobs[action.params["job_id"]] = "RUNNING"
-                self.submitted_from.append(action.params.get("savepoint_path"))
-            elif action.kind == "cancel":
-                self.jobs[action.params["job_id"]] = "CANCELED"
+        self.cluster.execute(result.actions)
         status = copy.deepcopy(result.status)
         status["observedGeneration"] = self.parent["metadata"]["generation"]
         self.parent["status"] = status
         self.now += 1000
+        self.cluster.flink.tick()
 
     def run_until(self, predicate, limit: int = 20) -> None:
         for _ in range(limit):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from sync.model import FlinkObservation, JobInfo, TriggerResult
-from sync.sessionjob import plan_observation, submission_failed, sync_session_job
+from sync.sessionjob import submission_failed, sync_session_job
 
 from .helpers import SETTINGS
+from .sim import FakeFlink, SessionCluster
 
 SESSION = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
            "metadata": {"name": "session", "namespace": "default"},
@@ -21,75 +21,64 @@ JOB = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
                         "entryClass": "probe.Counter", "args": ["--rate", "10"]}}}
 
 
+class _JobView:
+    """A job of the fake session cluster as these tests read it: its state, what it restored from, its latest
+    checkpoint (a test may set it: the snapshot Flink reports)."""
+    _ATTRIBUTES = {"state": "state", "restored": "restored_from", "checkpoint": "checkpoint"}
+
+    def __init__(self, job):
+        self._job = job
+
+    def __getitem__(self, key):
+        return getattr(self._job, self._ATTRIBUTES[key])
+
+    def __setitem__(self, key, value):
+        setattr(self._job, self._ATTRIBUTES[key], value)
+
+
 class Session:
-    """A session cluster as its REST API behaves: submitted jobs (a job id only once), savepoint and stop
+    """The session cluster: the shared in-memory Flink (hooks/fake_flink.py, behind FlinkApi) reached through the
+    hooks' own Flink I/O (tests/sim.SessionCluster): submitted jobs (a job id only once), savepoint and stop
     triggers (a repeated trigger id is the same operation; on a job that is not RUNNING the operation fails),
-    cancel, and the latest checkpoint of an ended job. `down` makes it unreachable; `snapshots` are the paths
-    that exist, and a submission must restore from one of them."""
+    cancel, and the latest checkpoint. `down` makes it unreachable; a submission must restore from a snapshot
+    that exists."""
 
     def __init__(self):
-        self.jobs: dict[str, dict] = {}
-        self.triggers: dict[str, dict] = {}
-        self.submissions: list[dict] = []
-        self.snapshots: set[str] = set()
-        self.down = False
+        self.cluster = SessionCluster(FakeFlink("session", savepoint_dir="file:/sp", checkpoint_dir="file:/cp"))
         self.now = 1_764_000_000_000
 
+    @property
+    def jobs(self):
+        return {job_id: _JobView(job) for job_id, job in self.cluster.flink.jobs.items()}
+
+    @property
+    def triggers(self):
+        return self.cluster.flink.triggers
+
+    @property
+    def submissions(self):
+        return self.cluster.flink.submissions
+
+    @property
+    def down(self):
+        return self.cluster.flink.down
+
+    @down.setter
+    def down(self, value):
+        self.cluster.flink.down = value
+
     def observe(self, parent):
-        plan = plan_observation(parent, SESSION)
-        if not plan.query_cluster:
-            return None
-        if self.down:
-            return FlinkObservation(reachable=False, error="connection refused")
-        trigger = None
-        if plan.trigger_id:
-            t = self.triggers.get(plan.trigger_id)
-            trigger = (TriggerResult("UNKNOWN_TRIGGER") if t is None else
-                       TriggerResult("FAILED", failure="job not running") if t["location"] is None else
-                       TriggerResult("COMPLETED", t["location"]))
-        job = self.jobs.get(plan.job_id or "")
-        return FlinkObservation(reachable=True, jobs=tuple(JobInfo(j, "counter", v["state"], 1) for j, v in self.jobs.items()),
-                                trigger=trigger, latest_checkpoint_path=job.get("checkpoint") if job else None)
+        return self.cluster.observe(parent, SESSION)
 
     def act(self, action):
-        if self.down:
-            return
-        p = action.params
-        if action.kind == "submit_job":
-            self.submissions.append(p)
-            if p["job_id"] in self.jobs:
-                return  # Flink refuses a second job with the same id
-            restored = p.get("savepoint_path")
-            assert restored is None or restored in self.snapshots, f"restored from {restored}, which does not exist"
-            value = int(restored.rsplit("-", 1)[1]) if restored else 0
-            self.jobs[p["job_id"]] = {"state": "RUNNING", "value": value, "restored": restored,
-                                      "parallelism": p.get("parallelism")}
-        elif action.kind in ("stop_with_savepoint", "trigger_savepoint"):
-            if p["trigger_id"] in self.triggers:
-                return
-            job = self.jobs.get(p["job_id"])
-            if job is None or job["state"] != "RUNNING":
-                self.triggers[p["trigger_id"]] = {"location": None}
-                return
-            location = f"file:/sp/savepoint-{job['value']}"
-            self.snapshots.add(location)
-            self.triggers[p["trigger_id"]] = {"location": location}
-            if action.kind == "stop_with_savepoint":
-                job["state"] = "FINISHED"
-                job["checkpoint"] = location
-        elif action.kind == "cancel":
-            job = self.jobs.get(p["job_id"])
-            if job is not None and job["state"] == "RUNNING":
-                job["state"] = "CANCELED"
-                location = f"file:/cp/chk-{job['value']}"
-                self.snapshots.add(location)
-                job["checkpoint"] = location
+        restored = action.params.get("savepoint_path") if action.kind == "submit_job" else None
+        assert restored is None or restored in self.cluster.flink.snapshots, \
+            f"restored from {restored}, which does not exist"
+        self.cluster.execute([action])
 
     def tick(self):
         self.now += 1000
-        for job in self.jobs.values():
-            if job["state"] == "RUNNING":
-                job["value"] += 1
+        self.cluster.flink.tick()
 
 
 def run(session: Session, parent: dict, syncs: int = 1, finalizing: bool = False, fail_submit: bool = False):

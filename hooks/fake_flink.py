@@ -66,6 +66,7 @@ class FakeJob:
     checkpoint: str | None = None
     start_time: int = 1
     failure: str | None = None  # the failure cause of a FAILED job
+    parallelism: int | None = None  # as submitted (a session job)
 
 
 @dataclass
@@ -281,7 +282,7 @@ class FakeFlink:
         if job_id in self.jobs:
             raise FlinkDuplicateJob("DuplicateJobSubmissionException: Job has already been submitted.",
                                     status_code=400)
-        self.start_job(job_id, savepoint_path)
+        self.start_job(job_id, savepoint_path).parallelism = parallelism
         return job_id
 
     def delete_jar(self, jar_id: str) -> bool:

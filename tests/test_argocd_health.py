@@ -172,16 +172,24 @@ SESSION = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
 
 class SessionJobWorld:
     """A FlinkSessionJob, its READY session cluster, and the shared in-memory Flink (hooks/fake_flink.py) that runs
-    what is submitted, reached through the hooks' own Flink I/O (tests/sim.SessionCluster)."""
+    what is submitted, reached through the hooks' own Flink I/O (tests/sim.SessionCluster). With
+    `latest_checkpoint_path`, Flink reports that path as every job's latest checkpoint; `submitted_from` is each
+    submission's restore path."""
 
-    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION):
+    def __init__(self, jar: str = "https://repo1.maven.org/maven2/x/job.jar", session: dict | None = SESSION,
+                 latest_checkpoint_path: str | None = None):
         self.parent = as_parent({"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
                                  "metadata": {"name": "basic-session-job-example"},
                                  "spec": {"deploymentName": "basic-session-deployment-example",
                                           "job": {"jarURI": jar, "parallelism": 4, "upgradeMode": "stateless"}}})
         self.session = session
         self.cluster = SessionCluster()
+        self.latest_checkpoint_path = latest_checkpoint_path
         self.now = NOW_MS
+
+    @property
+    def submitted_from(self) -> list[str | None]:
+        return [submission["savepoint_path"] for submission in self.cluster.flink.submissions]
 
     def sync(self) -> None:
         observation = self.cluster.observe(self.parent, self.session)
@@ -192,6 +200,8 @@ class SessionJobWorld:
         self.parent["status"] = status
         self.now += 1000
         self.cluster.flink.tick()
+        for job in self.cluster.flink.jobs.values():
+            job.checkpoint = self.latest_checkpoint_path or job.checkpoint
 
     def run_until(self, predicate, limit: int = 20) -> None:
         for _ in range(limit):

@@ -23,8 +23,9 @@ JOB = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkSessionJob",
 
 class _JobView:
     """A job of the fake session cluster as these tests read it: its state, what it restored from, its latest
-    checkpoint (a test may set it: the snapshot Flink reports)."""
-    _ATTRIBUTES = {"state": "state", "restored": "restored_from", "checkpoint": "checkpoint"}
+    checkpoint (a test may set it: the snapshot Flink reports), the parallelism it was submitted with."""
+    _ATTRIBUTES = {"state": "state", "restored": "restored_from", "checkpoint": "checkpoint",
+                   "parallelism": "parallelism"}
 
     def __init__(self, job):
         self._job = job

@@ -7,7 +7,6 @@ import pytest
 
 from tests.flinkbed.fixtures import *  # noqa: F403 - the real-Flink test bed fixtures
 
-
 # The sandbox files go last, slowest first. `make test` builds the control plane in the background while the other
 # files run (a sandbox waits for that build); pytest-xdist (--dist loadfile) hands files out in this order, and a
 # slow file handed out last would leave the other worker idle at the end.

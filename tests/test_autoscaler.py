@@ -373,3 +373,21 @@ def test_in_place_scaling_needs_118_and_the_adaptive_scheduler(version: str | No
 def test_taskmanagers_follow_the_widest_vertex() -> None:
     assert realize.taskmanager_replicas({S: 2, W: 9}, 4) == 3
     assert realize.taskmanager_replicas({}, 4) == 1
+
+
+def test_a_decision_is_not_taken_again_while_it_is_carried_out() -> None:
+    """The syncs between a decision and the job running it (the upgrade's savepoint, Flink's in-place rescale)
+    still see the old job RUNNING with a full window: they wait, no second ScalingReport, no second history entry.
+    Once the job runs again (RUNNING moved) a new window starts."""
+    state, outcomes = _run(FAST, AutoscalerState(), 1, 2000, 0, 4 * MIN)
+    assert outcomes[-1].executed and state.overrides[W] == 2
+    state, waiting = _run(FAST, state, 1, 2000, 4 * MIN + 15_000, 5 * MIN)
+    assert not any(o.executed or o.events for o in waiting)
+    assert {o.phase for o in waiting} == {"rescaling"} and waiting[0].message.startswith("rescaling")
+    assert len(state.history[W]) == 1 and state.overrides[W] == 2
+    # Rescaled in place without a new RUNNING time (Flink reports the new parallelism): sampling goes on.
+    state, outcomes = _run(FAST, state, 2, 3000, 5 * MIN + 15_000, 5 * MIN + 15_000)
+    assert outcomes[0].phase != "rescaling"
+    # Restarted at the new parallelism: the window starts again.
+    state, outcomes = _run(FAST, state, 2, 3000, 6 * MIN, 6 * MIN, running_since=6 * MIN - 5_000)
+    assert outcomes[0].phase == "collecting" and outcomes[0].message.startswith("stabilizing")

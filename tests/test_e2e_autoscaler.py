@@ -54,7 +54,7 @@ AUTOSCALER = {
     "job.autoscaler.utilization.min": "0.2",
     "job.autoscaler.vertex.max-parallelism": "2",
     "job.autoscaler.scale-down.interval": "10 s",
-    "job.autoscaler.restart.time": "5 s",
+    "job.autoscaler.restart.time": "1 min",  # also how long a decision may take to reach the job
     "job.autoscaler.catch-up.duration": "5 min",
     "kubernetes.operator.reconcile.interval": "5 s",
 }

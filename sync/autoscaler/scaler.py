@@ -6,9 +6,11 @@ the stored state and what the REST API reported in, the new state, the recommend
    incomplete is skipped (right after a restart they read 0, FLINK-39925).
 3. A decision is carried out by the next syncs (the upgrade starts, or Flink rescales in place): while the job
    still runs as it did before the last executed decision (it has not started RUNNING since, and some vertex
-   does not run at its stored parallelism), nothing is sampled or decided. Apache starts the upgrade in the
-   reconcile that decides, so it never sees that job again; without this gate every sync in between would decide
-   the same scaling again (another ScalingReport, another history entry).
+   does not run at its stored parallelism), for at most `restart.time` (the time a rescale is assumed to take),
+   nothing is sampled or decided. Apache starts the upgrade in the reconcile that decides, so it never sees that
+   job again; without this gate every sync in between would decide the same scaling again (another
+   ScalingReport, another history entry). The bound keeps a decision Flink never carries out (no free slots, or
+   Flink 2.x ignoring the overrides, FLINK-38770) from stopping the autoscaler.
    A job that started RUNNING after the oldest sample was restarted or rescaled: the window starts again.
 4. Samples taken within `stabilization.interval` of RUNNING are kept but do not count; the window is full
    `metrics.window` after the first sample that counts. Until then nothing is decided.
@@ -98,11 +100,13 @@ def _window(state: AutoscalerState, job: JobMetrics, now_ms: int, settings: Auto
     return samples, None
 
 
-def _decision_pending(state: AutoscalerState, job: JobMetrics) -> bool:
-    """The last executed decision has not reached the job yet: the job has run since before it was taken, and
-    some vertex does not run at its stored parallelism."""
+def _decision_pending(state: AutoscalerState, job: JobMetrics, now_ms: int, settings: AutoscalerConfig) -> bool:
+    """The last executed decision, taken less than `restart.time` ago, has not reached the job yet: the job has
+    run since before it was taken, and some vertex does not run at its stored parallelism."""
     last = max((entry.at_ms for entries in state.history.values() for entry in entries), default=None)
-    if last is None or job.running_since_ms is None or job.running_since_ms > last:
+    if last is None or now_ms - last >= settings.restart_ms:
+        return False
+    if job.running_since_ms is None or job.running_since_ms > last:
         return False
     running = {vertex.vertex_id: vertex.parallelism for vertex in job.vertices}
     return any(running.get(vertex, p) != p for vertex, p in state.overrides.items())
@@ -117,7 +121,7 @@ def autoscale(settings: AutoscalerConfig, state: AutoscalerState, job: JobMetric
     if not job.io_complete:
         return Outcome(state, "job metrics incomplete (just restarted): no sample taken")
     state = _prune_history(state, job, now_ms, settings)
-    if _decision_pending(state, job):
+    if _decision_pending(state, job, now_ms, settings):
         return Outcome(state, "rescaling: waiting for the job to run the last decision "
                        f"({overrides_text(state.overrides)})", phase="rescaling")
     samples, not_ready = _window(state, job, now_ms, settings)

@@ -335,7 +335,8 @@ def create_app(settings: Settings | None = None, flink: FlinkFactory | None = No
                             stable_interval_s=settings.reconcile_interval_s)
 
     hooks = _Hooks(settings, metrics, Pipeline(settings, ports, core_settings, plugins.load_listeners(),
-                                               on_action=metrics.on_action))
+                                               on_action=metrics.on_action,
+                                               on_autoscaler_cycle=metrics.on_autoscaler_cycle))
     app = Flask("flink_sync")
     # No MAX_CONTENT_LENGTH: werkzeug would cut a chunked body at the limit instead of refusing it;
     # _read_body enforces the limit on every body (413).

@@ -23,8 +23,10 @@ from typing import Any
 import requests
 
 CHILD_GROUPS = {"ConfigMap": "ConfigMap.v1", "Service": "Service.v1", "Deployment": "Deployment.apps/v1",
-                "Ingress": "Ingress.networking.k8s.io/v1"}
-CHILD_API = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1"}
+                "Ingress": "Ingress.networking.k8s.io/v1",
+                "FlinkStateSnapshot": "FlinkStateSnapshot.flink.apache.org/v1beta1"}
+CHILD_API = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1",
+             "FlinkStateSnapshot": "flink.apache.org/v1beta1"}
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 
 

@@ -178,7 +178,7 @@ class Pipeline:
             return None, str(exc)
 
     def sync_session_job(self, parent: dict[str, Any], related: dict[str, Any] | None,
-                         finalizing: bool) -> SyncResult:
+                         finalizing: bool, children: dict[str, Any] | None = None) -> SyncResult:
         meta = parent["metadata"]
         deployment_name = (parent.get("spec") or {}).get("deploymentName")
         session = by_kind(related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
@@ -191,7 +191,8 @@ class Pipeline:
             result = sessionjob.sync_session_job(parent, session, observation, self.ports.clock(),
                                                  self.core_settings(), finalizing=finalizing,
                                                  jar_allowlist=self.settings.jar_uri_allowlist,
-                                                 session_pods=cluster_pods(related, str(deployment_name)))
+                                                 session_pods=cluster_pods(related, str(deployment_name)),
+                                                 children=children)
         self._act("FlinkSessionJob", parent, result, flink)
         return result
 

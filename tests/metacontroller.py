@@ -224,9 +224,10 @@ def controllers(url: str, cluster: Cluster, version: str = "v1",
     its child kinds) and FlinkSessionJob. `kubelet` reports Deployment status (default: all available)."""
     deployments = Controller(cluster, "FlinkDeployment", f"{url}/sync/flinkdeployment", f"{url}/finalize/flinkdeployment",
                              f"{url}/customize/flinkdeployment", version,
-                             ("ConfigMap", "Service", "Deployment", "Ingress"), kubelet=kubelet or available)
+                             ("ConfigMap", "Service", "Deployment", "Ingress", "FlinkStateSnapshot"),
+                             kubelet=kubelet or available)
     session_jobs = Controller(cluster, "FlinkSessionJob", f"{url}/sync/flinksessionjob", f"{url}/finalize/flinksessionjob",
-                              f"{url}/customize/flinksessionjob", version, ())
+                              f"{url}/customize/flinksessionjob", version, ("FlinkStateSnapshot",))
     return deployments, session_jobs
 
 

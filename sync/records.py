@@ -64,6 +64,8 @@ FLINK_SYNC_FIELDS: dict[str, tuple[Any, str]] = {
     "submitted": (bool, "a session job: the submission succeeded"),
     "submittedAt": (int, "a session job: when the submission was made (ms)"),
     "podCause": (POD_CAUSE_RECORD, "what is wrong with the cluster's pods; a change of it is one Event"),
+    "checkpointSnapshotAt": (int, "when the newest checkpointTriggerNonce asked for a checkpoint resource (ms); the "
+                                  "resource `<name>-checkpoint-manual-<ms>` is created once this is durable"),
 }
 
 

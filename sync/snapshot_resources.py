@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import flinkconf, observed
+from . import flinkconf, observed, versions
 from .durations import DurationError, parse_duration
 from .model import SyncResult
 
@@ -52,6 +52,10 @@ LABEL_JOB_NAME = "job-reference.name"
 #: Trigger types the history rules may delete; MANUAL snapshots stay until a user deletes them (Apache's tests).
 CLEANED_TRIGGER_TYPES = ("PERIODIC", "UPGRADE")
 MAX_NAME = 253
+#: The first Flink with `POST /jobs/{id}/checkpoints` (FLINK-27101); Apache makes checkpoint resources only there.
+CHECKPOINT_TRIGGER_SINCE = "v1_17"
+#: `status.flinkSync` field (sync/records.py): when the newest checkpointTriggerNonce checkpoint resource was asked for.
+CHECKPOINT_RECORD = "checkpointSnapshotAt"
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,21 @@ def _trigger_type(entry: dict[str, Any]) -> str:
     return value if value in ("MANUAL", "PERIODIC", "UPGRADE") else "MANUAL"
 
 
-def snapshot_name(job_name: str, trigger_type: str, timestamp: int) -> str:
-    """Apache's name, `<job>-savepoint-<trigger type>-<ms>`; stable across syncs (the time is the entry's)."""
-    name = f"{job_name}-savepoint-{trigger_type.lower()}-{timestamp}"
+def snapshot_name(job_name: str, trigger_type: str, timestamp: int, snapshot_type: str = "savepoint") -> str:
+    """Apache's name, `<job>-<savepoint|checkpoint>-<trigger type>-<ms>`; stable across syncs (the time is the
+    recorded one)."""
+    name = f"{job_name}-{snapshot_type}-{trigger_type.lower()}-{timestamp}"
     if len(name) <= MAX_NAME:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{job_name[:MAX_NAME - 50]}-savepoint-{trigger_type.lower()}-{digest}-{timestamp}"[:MAX_NAME]
+    return f"{job_name[:MAX_NAME - 50]}-{snapshot_type}-{trigger_type.lower()}-{digest}-{timestamp}"[:MAX_NAME]
+
+
+def checkpoint_as_resource(config: dict[str, str], flink_version: str | None) -> bool:
+    """Whether a checkpointTriggerNonce becomes a checkpoint resource (the snapshot controller takes it), as in
+    Apache: snapshot resources on, and a Flink with the checkpoint trigger."""
+    return enabled(config) and versions.is_known(flink_version) and \
+        versions.at_least(str(flink_version), CHECKPOINT_TRIGGER_SINCE)
 
 
 # ---------------------------------------------------------------------------------------------- retention
@@ -167,6 +179,32 @@ def savepoint_resource(job: JobRef, entry: dict[str, Any], config: dict[str, str
     }
 
 
+def checkpoint_resource(job: JobRef, asked_at: int) -> dict[str, Any]:
+    """The checkpoint a checkpointTriggerNonce asks for: a resource the snapshot controller triggers (Apache's
+    way), so its path and state are the resource's. No `snapshot.state` label: its state is not known here."""
+    return {
+        "apiVersion": API_VERSION, "kind": KIND,
+        "metadata": {"name": snapshot_name(job.name, "MANUAL", asked_at, "checkpoint"), "namespace": job.namespace,
+                     "labels": {LABEL_TYPE: "CHECKPOINT", LABEL_TRIGGER_TYPE: "MANUAL", LABEL_JOB_KIND: job.kind,
+                                LABEL_JOB_NAME: job.name}},
+        "spec": {"jobReference": {"kind": job.kind, "name": job.name}, "checkpoint": {}},
+    }
+
+
+def _checkpoint_children(job: JobRef, old_status: dict[str, Any] | None,
+                         seen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manual checkpoint resources: the one the incoming status records (until it is observed), and every observed
+    one (MANUAL snapshots are never deleted by the limits)."""
+    children = [kept_as_is(obj) for obj in seen.values()
+                if ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_TYPE) == "CHECKPOINT"]
+    asked_at = ((old_status or {}).get("flinkSync") or {}).get(CHECKPOINT_RECORD)
+    if isinstance(asked_at, int) and not isinstance(asked_at, bool):
+        child = checkpoint_resource(job, asked_at)
+        if child["metadata"]["name"] not in seen:
+            children.append(child)
+    return children
+
+
 def kept_as_is(obj: dict[str, Any]) -> dict[str, Any]:
     """An observed snapshot child answered back unchanged (only what a child's desired state holds)."""
     meta = obj.get("metadata") or {}
@@ -220,6 +258,8 @@ def snapshot_children(job: JobRef, old_status: dict[str, Any] | None, status: di
             continue
         child = savepoint_resource(job, entry, config)
         children[child["metadata"]["name"]] = child
+    for child in _checkpoint_children(job, old_status, seen):
+        children.setdefault(child["metadata"]["name"], child)
     return list(children.values()), waiting
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sync import snapshot_resources as sr
 from sync.model import SyncResult
+from sync.spec import deserialize_reconciled
 from sync.statesnapshot import parse_snapshot_spec, sync_snapshot
 
 from .test_state_machine import deployed, stable, world
@@ -242,3 +243,38 @@ def test_savepoints_survive_lost_status_writes_without_a_child_the_status_forgot
         assert made <= before, "a snapshot child only for a savepoint the incoming status holds"
     w.lose_status_writes = False
     w.run_until(lambda w: len(w.snapshots()) >= 2)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint nonce
+def test_a_checkpoint_nonce_becomes_a_checkpoint_resource_the_snapshot_controller_takes():
+    w = deployed(world("savepoint"))
+    w.edit(lambda s: s["job"].update(checkpointTriggerNonce=7))
+    first = w.sync()
+    asked_at = w.status["flinkSync"]["checkpointSnapshotAt"]
+    assert not [a for a in first.actions if a.kind == "trigger_checkpoint"], "the resource triggers it, not the job"
+    assert not w.snapshots(), "created once the record is durable"
+    spec, _ = deserialize_reconciled(w.status["reconciliationStatus"]["lastReconciledSpec"])
+    assert spec["job"]["checkpointTriggerNonce"] == 7
+    w.sync()
+    [(name, child)] = w.snapshots().items()
+    assert name == f"wc-checkpoint-manual-{asked_at}"
+    assert child["spec"] == {"jobReference": {"kind": "FlinkDeployment", "name": "wc"}, "checkpoint": {}}
+    assert child["metadata"]["labels"] == {"snapshot.type": "CHECKPOINT", "snapshot.trigger-type": "MANUAL",
+                                           "job-reference.kind": "FlinkDeployment", "job-reference.name": "wc"}
+    w.edit(lambda s: s["job"].update(checkpointTriggerNonce=8))
+    for _ in range(3):
+        w.tick()
+        w.sync()
+    assert len(w.snapshots()) == 2, "an observed manual checkpoint resource is kept when the next one is asked for"
+
+
+def test_a_checkpoint_nonce_without_snapshot_resources_or_before_flink_1_17_triggers_directly():
+    for config, version in (({"kubernetes.operator.snapshot.resource.enabled": "false"}, "v1_20"), ({}, "v1_16")):
+        w = world("savepoint", **config)
+        w.parent["spec"]["flinkVersion"] = version
+        w.parent["spec"]["image"] = "flink:1.16" if version == "v1_16" else "flink:1.20"
+        deployed(w)
+        w.edit(lambda s: s["job"].update(checkpointTriggerNonce=1))
+        result = w.sync()
+        assert [a.kind for a in result.actions if a.kind == "trigger_checkpoint"] == ["trigger_checkpoint"], version
+        assert "checkpointSnapshotAt" not in w.status.get("flinkSync", {})

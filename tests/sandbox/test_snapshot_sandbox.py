@@ -134,10 +134,10 @@ def test_snapshots_of_a_running_job(sandbox: Sandbox, running_job: tuple[str, st
         apache_examples_complete(sandbox, name, state_dir)
 
 
-def own_snapshots(sb: Sandbox, job: str, trigger_type: str) -> dict[str, dict[str, Any]]:
+def own_snapshots(sb: Sandbox, job: str, trigger_type: str, kind: str = "SAVEPOINT") -> dict[str, dict[str, Any]]:
     """flink-sync's own snapshots of `job`, found the way a user finds Apache's: by their labels."""
     out = sb.kubectl("get", "flinksnp", "-l", f"snapshot.trigger-type={trigger_type},job-reference.name={job},"
-                     "job-reference.kind=FlinkDeployment,snapshot.type=SAVEPOINT", "-o", "json")
+                     f"job-reference.kind=FlinkDeployment,snapshot.type={kind}", "-o", "json")
     return {item["metadata"]["name"]: item for item in json.loads(out)["items"]}
 
 
@@ -151,7 +151,8 @@ def patch_job(sb: Sandbox, name: str, patch: dict[str, Any]) -> None:
 
 def test_the_jobs_own_savepoints_are_snapshot_resources(sandbox: Sandbox, running_job: tuple[str, str, Path]) -> None:
     """kubernetes.operator.snapshot.resource.enabled (default true): a savepointTriggerNonce savepoint, periodic
-    savepoints and an upgrade savepoint appear as COMPLETED FlinkStateSnapshots with Apache's labels; with history
+    savepoints and an upgrade savepoint appear as COMPLETED FlinkStateSnapshots with Apache's labels; a
+    checkpointTriggerNonce becomes a checkpoint snapshot the snapshot controller takes; with history
     max.count 2 the old periodic ones are deleted and disposed of (their directories go), the newest kept and the
     manual one never deleted; the upgrade restores from the upgrade snapshot's savepoint."""
     version, name, state_dir = running_job
@@ -166,6 +167,12 @@ def test_the_jobs_own_savepoints_are_snapshot_resources(sandbox: Sandbox, runnin
     assert manual_obj["metadata"]["labels"]["snapshot.state"] == "COMPLETED"
     assert local_path(manual_obj["status"]["path"]).is_dir()
     assert manual_obj["metadata"]["ownerReferences"][0]["name"] == name
+
+    patch_job(sandbox, name, {"job": {"checkpointTriggerNonce": 1}})
+    checkpoint = sandbox.until("manual checkpoint snapshot COMPLETED", lambda: completed(
+        own_snapshots(sandbox, name, "MANUAL", "CHECKPOINT")), timeout=180, interval=1)
+    [(checkpoint_name, checkpoint_obj)] = checkpoint.items()
+    assert checkpoint_name.startswith(f"{name}-checkpoint-manual-") and "chk-" in checkpoint_obj["status"]["path"]
 
     patch_job(sandbox, name, {"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": "4 s"}})
     seen: dict[str, str] = {}

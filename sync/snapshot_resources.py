@@ -24,6 +24,11 @@ history into children of the FlinkDeployment or FlinkSessionJob:
 * **A resource a user deletes** is observed with its deletionTimestamp: its entry leaves the history, so it is
   not created again.
 
+A `checkpointTriggerNonce` (Flink 1.17+) is done Apache's way instead: the job's sync records when it was asked
+for (`status.flinkSync.checkpointSnapshotAt`), the next sync creates a `checkpoint: {}` resource named
+`<job>-checkpoint-manual-<ms>`, and the FlinkStateSnapshot controller takes the checkpoint. Observed checkpoint
+resources are kept (MANUAL ones are never deleted by the limits).
+
 With the key false nothing is created; snapshot children that exist (made while the key was true) are kept as
 they are, never deleted, and the history is today's (`sync/snapshots.py` disposes of old entries itself).
 Everything here is read from the status and the observed children of the request: nothing is kept in the process.

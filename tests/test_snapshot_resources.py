@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 
 from sync import snapshot_resources as sr
 from sync.model import SyncResult
+from sync.sessionjob import sync_session_job
 from sync.spec import deserialize_reconciled
 from sync.statesnapshot import parse_snapshot_spec, sync_snapshot
 
+from .test_sessionjob_core import JOB as SESSION_JOB
+from .test_sessionjob_core import SESSION, SETTINGS, Session, run
 from .test_state_machine import deployed, stable, world
 
 JOB = sr.JobRef("FlinkDeployment", "wc", "flink")
@@ -278,3 +281,20 @@ def test_a_checkpoint_nonce_without_snapshot_resources_or_before_flink_1_17_trig
         result = w.sync()
         assert [a.kind for a in result.actions if a.kind == "trigger_checkpoint"] == ["trigger_checkpoint"], version
         assert "checkpointSnapshotAt" not in w.status.get("flinkSync", {})
+
+
+def test_a_session_jobs_savepoints_are_its_children_and_the_key_off_keeps_what_exists():
+    session, parent = Session(), copy.deepcopy(SESSION_JOB)
+    run(session, parent, syncs=4)
+    parent["spec"]["job"]["savepointTriggerNonce"] = 5
+    run(session, parent, syncs=3)
+    result = run(session, parent)
+    [child] = result.children
+    assert child["metadata"]["name"].startswith(f"{parent['metadata']['name']}-savepoint-manual-")
+    assert child["spec"]["jobReference"] == {"kind": "FlinkSessionJob", "name": parent["metadata"]["name"]}
+    assert child["metadata"]["labels"]["job-reference.kind"] == "FlinkSessionJob"
+    observed = {GROUP: {child["metadata"]["name"]: child}}
+    parent["spec"]["flinkConfiguration"] = {"kubernetes.operator.snapshot.resource.enabled": "false"}
+    off = sync_session_job(copy.deepcopy(parent), SESSION, session.observe(parent), session.now, SETTINGS,
+                           children=observed)
+    assert off.children == [sr.kept_as_is(child)]

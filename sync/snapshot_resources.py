@@ -213,7 +213,12 @@ def _checkpoint_children(job: JobRef, old_status: dict[str, Any] | None,
 def kept_as_is(obj: dict[str, Any]) -> dict[str, Any]:
     """An observed snapshot child answered back unchanged (only what a child's desired state holds)."""
     meta = obj.get("metadata") or {}
-    keep_meta = {key: meta[key] for key in ("name", "namespace", "labels", "annotations") if meta.get(key)}
+    keep_meta = {key: meta[key] for key in ("name", "namespace", "labels") if meta.get(key)}
+    # Metacontroller's own bookkeeping (its last-applied annotation) is not part of what we want applied.
+    annotations = {key: value for key, value in (meta.get("annotations") or {}).items()
+                   if not str(key).startswith("metacontroller.k8s.io/")}
+    if annotations:
+        keep_meta["annotations"] = annotations
     return {"apiVersion": obj.get("apiVersion") or API_VERSION, "kind": KIND, "metadata": keep_meta,
             "spec": obj.get("spec") or {}}
 

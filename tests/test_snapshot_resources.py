@@ -131,7 +131,8 @@ def test_a_resource_a_user_deletes_leaves_the_history_and_is_not_created_again()
 # ---------------------------------------------------------------------------------------------- key off, unknown
 def test_with_the_key_off_nothing_is_created_and_existing_ones_are_kept_as_they_are():
     observed = {GROUP: {"old": {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkStateSnapshot",
-                                "metadata": {"name": "old", "namespace": "flink", "uid": "x", "labels": {"a": "b"}},
+                                "metadata": {"name": "old", "namespace": "flink", "uid": "x", "labels": {"a": "b"},
+                                             "annotations": {"metacontroller.k8s.io/last-applied-configuration": "{}"}},
                                 "spec": {"savepoint": {"path": "p", "alreadyExists": True}},
                                 "status": {"state": "COMPLETED"}}}}
     children, status, waiting = children_of([entry(1), entry(2)], {"kubernetes.operator.snapshot.resource.enabled":

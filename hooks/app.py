@@ -251,24 +251,28 @@ class _Hooks:
         return self.handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
     def snapshot(self, finalize: bool) -> Response:
-        return self._parent_without_children("FlinkStateSnapshot", self.sync.sync_snapshot, ("state", "state"),
-                                             finalize)
+        return self._parent_without_cluster(
+            "FlinkStateSnapshot", lambda req, finalizing: self.sync.sync_snapshot(req.parent, req.related, finalizing),
+            ("state", "state"), finalize)
 
     def session_job(self, finalize: bool) -> Response:
-        return self._parent_without_children("FlinkSessionJob", self.sync.sync_session_job,
-                                             ("lifecycle", "lifecycleState"), finalize)
+        return self._parent_without_cluster(
+            "FlinkSessionJob", lambda req, finalizing: self.sync.sync_session_job(
+                req.parent, req.related, finalizing, children=req.children),
+            ("lifecycle", "lifecycleState"), finalize)
 
-    def _parent_without_children(self, kind: str, sync: Callable[[dict[str, Any], Any, bool], Any],
-                                 logged: tuple[str, str], finalize: bool) -> Response:
-        """The sync or finalize hook of a kind that has no children, only related objects (a session job, a
-        snapshot); `logged` is (log field, status field): the status field its log line carries."""
+    def _parent_without_cluster(self, kind: str, sync: Callable[[HookRequest, bool], Any],
+                                logged: tuple[str, str], finalize: bool) -> Response:
+        """The sync or finalize hook of a kind without a cluster of its own, only related objects (a session job,
+        whose only children are its FlinkStateSnapshots; a snapshot); `logged` is (log field, status field): the
+        status field its log line carries."""
         def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             req = self.read_json(HookRequest)
             parent = req.parent
             _check_parent(parent, kind)
             finalizing = finalize or req.finalizing
             with _refused():
-                result = sync(parent, req.related, finalizing)
+                result = sync(req, finalizing)
             return (result.response(finalizing), parent,
                     {"actions": [a.kind for a in result.actions], logged[0]: result.status.get(logged[1]),
                      "quiet": _quiet(parent, result)})
@@ -335,7 +339,8 @@ def create_app(settings: Settings | None = None, flink: FlinkFactory | None = No
                             stable_interval_s=settings.reconcile_interval_s)
 
     hooks = _Hooks(settings, metrics, Pipeline(settings, ports, core_settings, plugins.load_listeners(),
-                                               on_action=metrics.on_action))
+                                               on_action=metrics.on_action,
+                                               on_autoscaler_cycle=metrics.on_autoscaler_cycle))
     app = Flask("flink_sync")
     # No MAX_CONTENT_LENGTH: werkzeug would cut a chunked body at the limit instead of refusing it;
     # _read_body enforces the limit on every body (413).

@@ -30,14 +30,16 @@ STEP_SECONDS = 5
 
 def _children_map(children: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {"ConfigMap.v1": {}, "Service.v1": {}, "Deployment.apps/v1": {},
-                                         "Ingress.networking.k8s.io/v1": {}}
+                                         "Ingress.networking.k8s.io/v1": {},
+                                         "FlinkStateSnapshot.flink.apache.org/v1beta1": {}}
     for child in children:
         obj = copy.deepcopy(child)
         if obj["kind"] == "Deployment":
             replicas = obj["spec"].get("replicas", 1)
             obj["status"] = {"replicas": replicas, "availableReplicas": replicas, "readyReplicas": replicas}
         key = {"ConfigMap": "ConfigMap.v1", "Service": "Service.v1", "Deployment": "Deployment.apps/v1",
-               "Ingress": "Ingress.networking.k8s.io/v1"}[obj["kind"]]
+               "Ingress": "Ingress.networking.k8s.io/v1",
+               "FlinkStateSnapshot": "FlinkStateSnapshot.flink.apache.org/v1beta1"}[obj["kind"]]
         groups[key][obj["metadata"]["name"]] = obj
     return groups
 
@@ -188,14 +190,16 @@ def _run(world: _World, settings: CoreSettings) -> tuple[list[str], int | None]:
         said += [_said_of_action(action) for action in result.actions if action.kind in _ACTIONS_SAID]
         said += _said_of_restore(parent.get("status") or {}, result)
         after_children = json.dumps(result.children, sort_keys=True)
-        if after_children != before_children:
-            if not result.children:
+        cluster_before, cluster_after = _cluster_children(world.children), _cluster_children(result.children)
+        if cluster_after != cluster_before:
+            if not cluster_after:
                 said.append("delete the cluster (JobManager and TaskManager Deployments, Services, ConfigMap)")
                 down_from = index if down_from is None else down_from
-            elif not world.children:
-                said.append("create the cluster: " + _describe_cluster(result.children, world.name))
+            elif not cluster_before:
+                said.append("create the cluster: " + _describe_cluster(cluster_after, world.name))
             else:
-                said.append("update the cluster: " + _describe_cluster(result.children, world.name))
+                said.append("update the cluster: " + _describe_cluster(cluster_after, world.name))
+        said += _said_of_snapshots(world.children, result.children)
         world.apply(result)
         if said:
             steps.append(f"{len(steps) + 1}. " + "; ".join(said) + ".")
@@ -204,6 +208,18 @@ def _run(world: _World, settings: CoreSettings) -> tuple[list[str], int | None]:
             break
         world.tick()
     return steps, down_from
+
+
+def _cluster_children(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [child for child in children if child["kind"] != "FlinkStateSnapshot"]
+
+
+def _said_of_snapshots(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """FlinkStateSnapshot children created or left out (sync/snapshot_resources.py)."""
+    names = {c["metadata"]["name"] for c in before if c["kind"] == "FlinkStateSnapshot"}
+    now = {c["metadata"]["name"] for c in after if c["kind"] == "FlinkStateSnapshot"}
+    return [f"record the savepoint as FlinkStateSnapshot {name}" for name in sorted(now - names)] + \
+        [f"delete the FlinkStateSnapshot {name} (history limits)" for name in sorted(names - now)]
 
 
 _ACTIONS_SAID = ("stop_with_savepoint", "cancel", "trigger_savepoint", "dispose_savepoint")

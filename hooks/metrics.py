@@ -7,7 +7,8 @@ values in memory-mapped files of one directory (PROMETHEUS_MULTIPROC_DIR) and su
 `flink-sync serve` owns that directory (`prepare_multiprocess_dir`): a fresh private directory per server
 start, so a restarted container never adds the last run's counts, removed when the server exits. A worker
 that exits is marked dead (`worker_exited`, from gunicorn's child_exit hook): its counters and histograms
-stay in the totals (a counter must never go down), its live gauges would be dropped (there are none yet).
+stay in the totals (a counter must never go down). The autoscaler's gauges are `mostrecent`: a scrape shows the
+value of the latest sync of that deployment, whichever worker answered it, also after that worker exited.
 Without the variable (the in-process app of the tests, `flink-sync render`), the metrics live in the
 process's own registry.
 """
@@ -17,9 +18,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+
+if TYPE_CHECKING:
+    from sync.autoscaler.records import CycleSummary
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The directory this process created (in the gunicorn master, before the workers fork); only it is removed.
@@ -71,6 +75,7 @@ class Metrics:
                                registry=self.registry)
         self.admission = Counter("flink_sync_admission_reviews_total", "Admission reviews answered",
                                  ["kind", "allowed"], registry=self.registry)
+        self.autoscaler = AutoscalerMetrics(self.registry)
 
         # prometheus_client's labels() takes a lock and validates the labels on every call; the label sets
         # here are few and fixed, so each labelled child is looked up once and kept.
@@ -97,6 +102,9 @@ class Metrics:
     def on_admission(self, kind: str, allowed: bool) -> None:
         self._child(self.admission, kind, "true" if allowed else "false").inc()
 
+    def on_autoscaler_cycle(self, cycle: CycleSummary) -> None:
+        self.autoscaler.record(cycle)
+
     def scrape(self) -> bytes:
         """The text exposition: every worker's values summed in multi-process mode, this process's otherwise."""
         directory = os.environ.get(MULTIPROC_ENV)
@@ -106,3 +114,46 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry, path=directory)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+_PER_VERTEX = ["namespace", "name", "vertex"]
+_PER_DEPLOYMENT = ["namespace", "name"]
+
+
+class AutoscalerMetrics:
+    """The autoscaler's metrics per FlinkDeployment, after Apache's `AutoScaler` metric group: the counters
+    `scalings`, `balanced` and `errors` (plus the advisory reports of `scaling.enabled: false`), and per job vertex
+    the gauges PARALLELISM, RECOMMENDED_PARALLELISM, TRUE_PROCESSING_RATE and TARGET_DATA_RATE (their current
+    values). The label sets grow with the deployments and vertices (at most 100 per job), so no child is cached."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(f"flink_sync_autoscaler_{name}", doc, _PER_DEPLOYMENT, registry=registry)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"flink_sync_autoscaler_{name}", doc, _PER_VERTEX, registry=registry,
+                         multiprocess_mode="mostrecent")
+
+        self.scalings = counter("scalings_total", "Autoscaler decisions carried out (rescales)")
+        self.recommendations = counter("recommendations_total",
+                                       "Autoscaler cycles that recommended a change with scaling disabled")
+        self.balanced = counter("balanced_total", "Autoscaler cycles that found every vertex within target")
+        self.errors = counter("errors_total", "Autoscaler cycles whose job metrics could not be collected")
+        self.parallelism = gauge("parallelism", "Parallelism of the job vertex, as Flink runs it")
+        self.recommended = gauge("recommended_parallelism", "Parallelism the autoscaler recommends for the vertex")
+        self.true_processing_rate = gauge("true_processing_rate",
+                                          "Records per second the vertex could process at 100% busy (all subtasks)")
+        self.target_data_rate = gauge("target_data_rate", "Records per second the vertex has to process")
+
+    def record(self, cycle: CycleSummary) -> None:
+        deployment = (cycle.namespace, cycle.name)
+        if cycle.metrics_error:
+            self.errors.labels(*deployment).inc()
+        counter = {"scaled": self.scalings, "recommended": self.recommendations, "balanced": self.balanced}
+        if cycle.phase in counter:
+            counter[cycle.phase].labels(*deployment).inc()
+        for gauge, values_by_vertex in ((self.parallelism, cycle.parallelism), (self.recommended, cycle.recommended),
+                                        (self.true_processing_rate, cycle.true_processing_rate),
+                                        (self.target_data_rate, cycle.target_data_rate)):
+            for vertex, value in values_by_vertex.items():
+                gauge.labels(*deployment, vertex).set(value)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from sync import sessionjob, statesnapshot
 from sync.autoscaler import deployment as autoscaling
-from sync.autoscaler.records import JobMetrics
+from sync.autoscaler.records import CycleSummary, JobMetrics
 from sync.deployment import plan_observation, sync_deployment
 from sync.intake import StatusUnusable
 from sync.model import Action, CoreSettings, Event, SyncResult
@@ -38,6 +38,7 @@ from .submit import JarFetcher
 FlinkFactory = Callable[[str], FlinkApi]
 Clock = Callable[[], int]
 OnAction = Callable[[str, bool], None]
+OnAutoscalerCycle = Callable[[CycleSummary], None]
 
 
 class KubeEffects(Protocol):
@@ -123,12 +124,14 @@ class Pipeline:
     """One sync of a FlinkDeployment or a FlinkSessionJob, from the request's objects to the result."""
 
     def __init__(self, settings: Settings, ports: Ports, core_settings: Callable[[], CoreSettings],
-                 listeners: tuple[Any, ...] = (), on_action: OnAction | None = None) -> None:
+                 listeners: tuple[Any, ...] = (), on_action: OnAction | None = None,
+                 on_autoscaler_cycle: OnAutoscalerCycle | None = None) -> None:
         self.settings = settings
         self.ports = ports
         self.core_settings = core_settings
         self.listeners = listeners
         self.on_action = on_action
+        self.on_autoscaler_cycle = on_autoscaler_cycle
         self._submitter = functools.partial(submit.submit_job, settings=settings, fetcher=ports.fetch_jar)
 
     def sync_deployment(self, parent: dict[str, Any], children: dict[str, Any] | None,
@@ -153,8 +156,10 @@ class Pipeline:
                                      finalizing=finalizing, session_jobs=session_jobs,
                                      pods=cluster_pods(related, meta["name"]))
         if not finalizing:
-            autoscaling.apply(parent, children, result, job_metrics, metrics_error, now,
-                              core_settings.operator_defaults)
+            cycle = autoscaling.apply(parent, children, result, job_metrics, metrics_error, now,
+                                      core_settings.operator_defaults)
+            if cycle is not None and self.on_autoscaler_cycle is not None:
+                self.on_autoscaler_cycle(cycle)
         if len(result.children) > self.settings.max_children:
             raise Unusable(f"{len(result.children)} children exceed the limit of {self.settings.max_children}")
         self._act("FlinkDeployment", parent, result, flink)
@@ -173,7 +178,7 @@ class Pipeline:
             return None, str(exc)
 
     def sync_session_job(self, parent: dict[str, Any], related: dict[str, Any] | None,
-                         finalizing: bool) -> SyncResult:
+                         finalizing: bool, children: dict[str, Any] | None = None) -> SyncResult:
         meta = parent["metadata"]
         deployment_name = (parent.get("spec") or {}).get("deploymentName")
         session = by_kind(related, "FlinkDeployment").get(str(deployment_name)) if deployment_name else None
@@ -186,7 +191,8 @@ class Pipeline:
             result = sessionjob.sync_session_job(parent, session, observation, self.ports.clock(),
                                                  self.core_settings(), finalizing=finalizing,
                                                  jar_allowlist=self.settings.jar_uri_allowlist,
-                                                 session_pods=cluster_pods(related, str(deployment_name)))
+                                                 session_pods=cluster_pods(related, str(deployment_name)),
+                                                 children=children)
         self._act("FlinkSessionJob", parent, result, flink)
         return result
 

@@ -17,7 +17,7 @@ import copy
 import json
 from typing import Any
 
-from . import flinkconf, observed
+from . import flinkconf, observed, snapshot_resources
 from .diff import DiffType
 from .durations import DurationError, parse_duration
 from .flinkdeployment import cluster, conditions, finalize, health, observe, recovery, savepoints, upgrade
@@ -320,8 +320,13 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
     labels = (parent.get("metadata") or {}).get("labels") or {}
     if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
         return _canary(parent, finalizing)
-    return DeploymentSync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
-                          list(pods or [])).run(finalizing)
+    sync = DeploymentSync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
+                          list(pods or []))
+    result = sync.run(finalizing)
+    # The savepoint history as FlinkStateSnapshot children (kubernetes.operator.snapshot.resource.enabled).
+    return snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkDeployment", sync.name, sync.namespace),
+                                     parent.get("status"), children, sync.config if sync.desired is not None else None,
+                                     now_ms, settings.progress_interval_s)
 
 
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:

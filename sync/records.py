@@ -247,6 +247,9 @@ class FlinkSyncRecord(Record):
     submitted_at: int | None = _meaning("a session job: when the submission was made (ms)")
     pod_cause: PodCauseRecord | None = _meaning(
         "what is wrong with the cluster's pods; a change of it is one Event")
+    checkpoint_snapshot_at: int | None = _meaning(
+        "when the newest checkpointTriggerNonce asked for a checkpoint resource (ms); the resource "
+        "`<name>-checkpoint-manual-<ms>` is created once this is durable")
 
 
 def table(cls: type[Record]) -> dict[str, tuple[Any, str]]:

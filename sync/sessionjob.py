@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import jobsync, podhealth
+from . import jobsync, podhealth, snapshot_resources
 from . import sessionjob_submission as submissions
 from .diff import DiffType
 from .flinkdeployment.cluster import iso
@@ -293,13 +293,19 @@ def _conditions(s: SessionJobSync) -> None:
 def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, flink: FlinkObservation | None,
                      now_ms: int, settings: CoreSettings, finalizing: bool = False,
                      jar_allowlist: tuple[str, ...] = ("https://",),
-                     session_pods: list[dict[str, Any]] | None = None) -> SyncResult:
+                     session_pods: list[dict[str, Any]] | None = None,
+                     children: dict[str, Any] | None = None) -> SyncResult:
     """One sync of a FlinkSessionJob. Pure. `session_pods`: the session cluster's pods (customize relates them),
-    so that a job waiting for its session cluster says what is wrong with it."""
+    so that a job waiting for its session cluster says what is wrong with it. `children`: its observed
+    FlinkStateSnapshot children (sync/snapshot_resources.py)."""
     sync = SessionJobSync(parent, session, flink, now_ms, settings, jar_allowlist)
     cause = podhealth.classify(podhealth.ClusterView(pods=tuple(session_pods or ())))
     sync.session_pods_cause = cause.message if cause is not None else None
-    return sync.run(finalizing)
+    result = sync.run(finalizing)
+    # Without the session cluster its part of the configuration is unknown: the snapshots are then kept as they are.
+    config = sync.config if sync.desired is not None and session is not None else None
+    return snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkSessionJob", sync.name, sync.namespace),
+                                     parent.get("status"), children, config, now_ms, settings.progress_interval_s)
 
 
 def submission_failed(status: dict[str, Any], message: str) -> dict[str, Any]:

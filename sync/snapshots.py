@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import flinkconf
+from . import flinkconf, snapshot_resources
 from .durations import DurationError, parse_duration
 from .model import Action
 from .records import PendingRecord
@@ -53,13 +53,20 @@ def savepoint_action(pending: PendingRecord, config: dict[str, str]) -> Action:
 def add_savepoint(info: dict[str, Any], config: dict[str, str], now_ms: int, location: str, timestamp: int,
                   trigger_type: str, nonce: int | None) -> list[Action]:
     """Record a completed savepoint as `lastSavepoint` and in the history; returns the disposals the history
-    limits ask for (`savepoint.history.max.count`, default 10; `max.age`, default 24 h; the newest is kept)."""
+    limits ask for (`savepoint.history.max.count`, default 10; `max.age`, default 24 h; the newest is kept).
+    With snapshot resources on, the history is the record of the job's FlinkStateSnapshot children and nothing
+    is disposed of here."""
     entry = {"timeStamp": timestamp, "location": location, "triggerType": trigger_type,
              "formatType": _opt(config, "savepoint.format.type", "CANONICAL"), "triggerNonce": nonce}
     info["lastSavepoint"] = entry
     history = list(info.get("savepointHistory") or [])
     if not history or history[-1].get("location") != location:
         history.append(entry)
+    if snapshot_resources.enabled(config):
+        # Each entry is a FlinkStateSnapshot resource: its retention and disposal are the resource's
+        # (sync/snapshot_resources.py), decided on every sync.
+        info["savepointHistory"] = history
+        return []
     try:
         max_count = max(1, int(_opt(config, "savepoint.history.max.count", "10")))
     except ValueError:

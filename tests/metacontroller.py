@@ -23,8 +23,10 @@ from typing import Any
 import requests
 
 CHILD_GROUPS = {"ConfigMap": "ConfigMap.v1", "Service": "Service.v1", "Deployment": "Deployment.apps/v1",
-                "Ingress": "Ingress.networking.k8s.io/v1"}
-CHILD_API = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1"}
+                "Ingress": "Ingress.networking.k8s.io/v1",
+                "FlinkStateSnapshot": "FlinkStateSnapshot.flink.apache.org/v1beta1"}
+CHILD_API = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1",
+             "FlinkStateSnapshot": "flink.apache.org/v1beta1"}
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 
 
@@ -222,9 +224,10 @@ def controllers(url: str, cluster: Cluster, version: str = "v1",
     its child kinds) and FlinkSessionJob. `kubelet` reports Deployment status (default: all available)."""
     deployments = Controller(cluster, "FlinkDeployment", f"{url}/sync/flinkdeployment", f"{url}/finalize/flinkdeployment",
                              f"{url}/customize/flinkdeployment", version,
-                             ("ConfigMap", "Service", "Deployment", "Ingress"), kubelet=kubelet or available)
+                             ("ConfigMap", "Service", "Deployment", "Ingress", "FlinkStateSnapshot"),
+                             kubelet=kubelet or available)
     session_jobs = Controller(cluster, "FlinkSessionJob", f"{url}/sync/flinksessionjob", f"{url}/finalize/flinksessionjob",
-                              f"{url}/customize/flinksessionjob", version, ())
+                              f"{url}/customize/flinksessionjob", version, ("FlinkStateSnapshot",))
     return deployments, session_jobs
 
 

@@ -164,6 +164,14 @@ class World:
     def status(self) -> dict[str, Any]:
         return self.parent.get("status") or {}
 
+    def cluster_children(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The cluster's children (the FlinkStateSnapshot children record savepoints, not the cluster)."""
+        return {key: child for key, child in self.children.items() if key[0] != "FlinkStateSnapshot"}
+
+    def snapshots(self) -> dict[str, dict[str, Any]]:
+        """The FlinkStateSnapshot children, by name."""
+        return {name: child for (kind, name), child in self.children.items() if kind == "FlinkStateSnapshot"}
+
     def lifecycle(self) -> str | None:
         return self.status.get("lifecycleState")
 

@@ -248,6 +248,19 @@ def test_documented_script_is_the_deployed_script():
 SNAPSHOT_SCRIPT = (ROOT / "deploy" / "argocd" / "snapshot-health.lua").read_text()
 
 
+def _lua_function(script: str, name: str) -> str:
+    match = re.search(rf"^local function {name}\(.*?^end$", script, flags=re.S | re.M)
+    assert match, f"local function {name} not found"
+    return match.group(0)
+
+
+def test_the_two_scripts_share_their_helpers_word_for_word():
+    """Argo CD runs each argocd-cm script on its own, so the helpers are in both; a fix to one must reach the
+    other."""
+    for name in ("result", "error_message"):
+        assert _lua_function(SCRIPT, name) == _lua_function(SNAPSHOT_SCRIPT, name)
+
+
 def snapshot_health(obj: dict[str, Any]) -> dict[str, str]:
     lua = _runtime()
     lua.globals().obj = _to_lua(lua, obj)

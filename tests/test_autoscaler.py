@@ -373,3 +373,32 @@ def test_in_place_scaling_needs_118_and_the_adaptive_scheduler(version: str | No
 def test_taskmanagers_follow_the_widest_vertex() -> None:
     assert realize.taskmanager_replicas({S: 2, W: 9}, 4) == 3
     assert realize.taskmanager_replicas({}, 4) == 1
+
+
+def test_a_decision_is_not_taken_again_while_it_is_carried_out() -> None:
+    """The syncs between a decision and the job running it (the upgrade's savepoint, Flink's in-place rescale)
+    still see the old job RUNNING with a full window: for up to `restart.time` they wait, no second ScalingReport,
+    no second history entry. Once the job runs the decision (RUNNING moved) a new window starts."""
+    config = replace(FAST, restart_ms=60_000)
+    state, outcomes = _run(config, AutoscalerState(), 1, 2000, 0, 4 * MIN)
+    assert outcomes[-1].executed and state.overrides[W] == 2
+    waiting_state, waiting = _run(config, state, 1, 2000, 4 * MIN + 15_000, 4 * MIN + 45_000)
+    assert not any(o.executed or o.events for o in waiting)
+    assert {o.phase for o in waiting} == {"rescaling"} and waiting[0].message.startswith("rescaling")
+    assert len(waiting_state.history[W]) == 1 and waiting_state.overrides[W] == 2
+    # Restarted at the new parallelism: the window starts again.
+    _, outcomes = _run(config, waiting_state, 2, 3000, 5 * MIN, 5 * MIN, running_since=5 * MIN - 5_000)
+    assert outcomes[0].phase == "collecting" and outcomes[0].message.startswith("stabilizing")
+    # Rescaled in place without a new RUNNING time (Flink reports the new parallelism): sampling goes on.
+    _, outcomes = _run(config, waiting_state, 2, 3000, 4 * MIN + 45_000, 4 * MIN + 45_000)
+    assert outcomes[0].phase != "rescaling"
+
+
+def test_a_decision_flink_never_carries_out_stops_the_wait_after_the_restart_time() -> None:
+    """No free slots, or Flink 2.x ignoring the overrides (FLINK-38770): the job never runs the decision. After
+    `restart.time` the autoscaler samples and decides again instead of waiting for ever."""
+    config = replace(FAST, restart_ms=30_000)
+    state, outcomes = _run(config, AutoscalerState(), 1, 2000, 0, 4 * MIN)
+    assert outcomes[-1].executed
+    _, outcomes = _run(config, state, 1, 2000, 4 * MIN + 15_000, 5 * MIN)
+    assert [o.phase for o in outcomes][:1] == ["rescaling"] and outcomes[-1].phase != "rescaling"

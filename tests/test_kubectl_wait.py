@@ -138,7 +138,7 @@ def test_kubectl_wait_ready_is_false_while_suspended():
     world = World(_deployment(mode="savepoint"))
     world.run_until(_stable_and_running)
     world.edit(lambda spec: spec["job"].__setitem__("state", "suspended"))
-    seen = _run_recording(world, lambda w: w.lifecycle() == "SUSPENDED" and not w.children)
+    seen = _run_recording(world, lambda w: w.lifecycle() == "SUSPENDED" and not w.cluster_children())
     last = seen[-1]
     assert _condition(last, "Ready")["reason"] == "Suspended"
     assert kubectl_wait_satisfied(last, "Ready", "False")

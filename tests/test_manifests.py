@@ -483,26 +483,33 @@ def test_controllers_watch_our_crds_which_have_a_status_subresource():
         assert 10 <= spec["resyncPeriodSeconds"] <= 600
 
 
+SNAPSHOT_CHILDREN = {("flink.apache.org/v1beta1", "flinkstatesnapshots")}
+
+
 def test_flinkdeployment_children_are_updated_in_place():
+    """The cluster's children are updated in place; its savepoint records (FlinkStateSnapshots) never change."""
     children = controllers()["flinkdeployments"]["spec"]["childResources"]
-    assert {(c["apiVersion"], c["resource"]) for c in children} == FD_CHILDREN
+    assert {(c["apiVersion"], c["resource"]) for c in children} == FD_CHILDREN | SNAPSHOT_CHILDREN
     for child in children:
-        assert child["updateStrategy"]["method"] == "InPlace", child
+        if (child["apiVersion"], child["resource"]) in FD_CHILDREN:
+            assert child["updateStrategy"]["method"] == "InPlace", child
 
 
-def test_flinksessionjob_and_flinkstatesnapshot_have_no_children():
-    assert controllers()["flinksessionjobs"]["spec"].get("childResources", []) == []
+def test_a_session_jobs_only_children_are_its_snapshots_and_a_snapshot_has_none():
+    children = controllers()["flinksessionjobs"]["spec"].get("childResources", [])
+    assert {(c["apiVersion"], c["resource"]) for c in children} == SNAPSHOT_CHILDREN
     assert controllers()["flinkstatesnapshots"]["spec"].get("childResources", []) == []
 
 
 def test_every_child_kind_the_hooks_render_is_a_declared_child():
-    plural = {"Deployment": "deployments", "Service": "services", "ConfigMap": "configmaps", "Ingress": "ingresses"}
+    plural = {"Deployment": "deployments", "Service": "services", "ConfigMap": "configmaps", "Ingress": "ingresses",
+              "FlinkStateSnapshot": "flinkstatesnapshots"}
     rendered = set()
     for path in sorted((TESTS / "golden" / "render").glob("*.yaml")):
         for child in yaml.safe_load(path.read_text()).get("children") or []:
             rendered.add((child["apiVersion"], plural.get(child["kind"], child["kind"])))
     assert rendered, "no golden renders found"
-    assert rendered <= FD_CHILDREN, rendered - FD_CHILDREN
+    assert rendered <= FD_CHILDREN | SNAPSHOT_CHILDREN, rendered - FD_CHILDREN
     assert ("networking.k8s.io/v1", "ingresses") in rendered
 
 

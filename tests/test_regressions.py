@@ -72,7 +72,7 @@ def test_a_stale_checkpoint_view_never_replaces_the_savepoint_of_our_own_stop():
     world.run_until(lambda w: w.lifecycle() == "STABLE" and w.status["jobStatus"].get("state") == "RUNNING")
     world.stale_checkpoints = True
     world.edit(lambda spec: spec["job"].update(state="suspended"))
-    world.run_until(lambda w: w.lifecycle() == "SUSPENDED" and not w.children)
+    world.run_until(lambda w: w.lifecycle() == "SUSPENDED" and not w.cluster_children())
     for _ in range(3):
         world.tick()
         world.sync()

@@ -111,7 +111,7 @@ def test_last_state_without_ha_cancels_and_restores_the_latest_checkpoint():
 def test_suspend_and_resume_from_the_savepoint():
     w = deployed(world("savepoint"))
     w.edit(lambda s: s["job"].update(state="suspended"))
-    w.run_until(lambda w: w.lifecycle() == "SUSPENDED" and not w.children)
+    w.run_until(lambda w: w.lifecycle() == "SUSPENDED" and not w.cluster_children())
     path = w.status["jobStatus"]["upgradeSavepointPath"]
     assert path in w.savepoints
     assert w.status["jobManagerDeploymentStatus"] == "MISSING"
@@ -136,8 +136,10 @@ def test_manual_savepoint_by_nonce():
 
 
 def test_periodic_savepoints_and_history_limits():
+    """Without snapshot resources (Apache's legacy history): the history disposes of old savepoints itself."""
     w = deployed(world("savepoint", **{"kubernetes.operator.periodic.savepoint.interval": "3 s",
-                                       "kubernetes.operator.savepoint.history.max.count": "2"}))
+                                       "kubernetes.operator.savepoint.history.max.count": "2",
+                                       "kubernetes.operator.snapshot.resource.enabled": "false"}))
     for _ in range(20):
         w.tick()
         w.sync()

@@ -27,6 +27,19 @@ if have_bins; then
   exit 0
 fi
 
+# One build at a time: `make test` starts this script in the background while the tests that need no sandbox run,
+# and each sandbox the tests start calls it again; those calls wait here for the build, then find it cached.
+mkdir -p "$K8S_DIR"
+exec 9>"$K8S_DIR/build.lock"
+if ! flock -n 9; then
+  log "another build is running; waiting for it"
+  flock 9
+fi
+if have_bins; then
+  log "built meanwhile: $BIN"
+  exit 0
+fi
+
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_OPTS=(-o Acquire::Retries=3 -o Acquire::http::Timeout=60)

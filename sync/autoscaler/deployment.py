@@ -20,8 +20,8 @@ from .. import flinkconf, observed
 from ..model import Action, SyncResult
 from .config import AutoscalerConfig, AutoscalerConfigError, is_enabled, read_config
 from .realize import OVERRIDES_KEY, in_place_possible, merged_overrides
-from .records import AutoscalerState, JobMetrics, decode_state, encode_state, overrides_text
-from .scaler import autoscale
+from .records import AutoscalerState, CycleSummary, JobMetrics, decode_state, encode_state, overrides_text
+from .scaler import Outcome, autoscale
 
 
 def configmap_name(name: str) -> str:
@@ -106,11 +106,12 @@ def _configmap(parent: Mapping[str, Any], state: AutoscalerState) -> dict[str, A
 
 def apply(parent: Mapping[str, Any], children: Mapping[str, Any] | None, result: SyncResult,
           job: JobMetrics | None, metrics_error: str | None, now_ms: int,
-          operator_defaults: Mapping[str, str]) -> None:
-    """One autoscaler cycle folded into the sync's result (children, status.autoscaler, events, actions)."""
+          operator_defaults: Mapping[str, str]) -> CycleSummary | None:
+    """One autoscaler cycle folded into the sync's result (children, status.autoscaler, events, actions); what it
+    came to (None: the autoscaler is off)."""
     settings = settings_of(parent, operator_defaults)
     if settings is None:
-        return  # off: the state ConfigMap is left out, so it is deleted (Apache wipes the state)
+        return None  # off: the state ConfigMap is left out, so it is deleted (Apache wipes the state)
     state = stored_state(parent, children)
     nonce = _mapping(_mapping(parent.get("spec")).get("job")).get("autoscalerResetNonce")
     outcome = autoscale(settings, state, job, now_ms, nonce if isinstance(nonce, int) and
@@ -126,3 +127,17 @@ def apply(parent: Mapping[str, Any], children: Mapping[str, Any] | None, result:
         if any(running.get(v) != p for v, p in outcome.overrides.items()):
             result.actions.append(Action("rescale_in_place", {"job_id": job.job_id,
                                                               "overrides": dict(outcome.overrides)}, required=False))
+    return _summary(parent, outcome, job, metrics_error is not None)
+
+
+def _summary(parent: Mapping[str, Any], outcome: Outcome, job: JobMetrics | None, metrics_error: bool
+             ) -> CycleSummary:
+    meta = _mapping(parent.get("metadata"))
+    decisions = outcome.decisions.values()
+    return CycleSummary(
+        namespace=_text(meta.get("namespace")) or "default", name=_text(meta.get("name")) or "",
+        phase=outcome.phase, metrics_error=metrics_error,
+        parallelism={v.vertex_id: v.parallelism for v in job.vertices} if job is not None else {},
+        recommended=outcome.recommended,
+        true_processing_rate={d.vertex_id: d.tpr for d in decisions},
+        target_data_rate={d.vertex_id: d.target_rate for d in decisions})

@@ -241,3 +241,18 @@ def decode_state(data: Mapping[str, Any] | None) -> AutoscalerState:
         except (ValueError, TypeError, KeyError, AttributeError):
             continue
     return state
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """What one autoscaler cycle of a FlinkDeployment came to, for the hook server's Prometheus metrics (Apache's
+    `AutoScaler` metric group): the outcome (`Outcome.phase`, or `metrics_error` when the REST calls failed) and
+    per vertex the parallelism Flink runs, the recommended one, the true processing rate and the target rate."""
+    namespace: str
+    name: str
+    phase: str
+    metrics_error: bool = False
+    parallelism: Mapping[str, int] = field(default_factory=dict)
+    recommended: Mapping[str, int] = field(default_factory=dict)
+    true_processing_rate: Mapping[str, float] = field(default_factory=dict)
+    target_data_rate: Mapping[str, float] = field(default_factory=dict)

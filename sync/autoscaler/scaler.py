@@ -4,7 +4,14 @@ the stored state and what the REST API reported in, the new state, the recommend
 1. A new non-null `job.autoscalerResetNonce` wipes the state.
 2. Only a RUNNING job whose tasks all run is sampled (FLINK-34906); a sample whose IO counters Flink marks
    incomplete is skipped (right after a restart they read 0, FLINK-39925).
-3. A job that started RUNNING after the oldest sample was restarted or rescaled: the window starts again.
+3. A decision is carried out by the next syncs (the upgrade starts, or Flink rescales in place): while the job
+   still runs as it did before the last executed decision (it has not started RUNNING since, and some vertex
+   does not run at its stored parallelism), for at most `restart.time` (the time a rescale is assumed to take),
+   nothing is sampled or decided. Apache starts the upgrade in the reconcile that decides, so it never sees that
+   job again; without this gate every sync in between would decide the same scaling again (another
+   ScalingReport, another history entry). The bound keeps a decision Flink never carries out (no free slots, or
+   Flink 2.x ignoring the overrides, FLINK-38770) from stopping the autoscaler.
+   A job that started RUNNING after the oldest sample was restarted or rescaled: the window starts again.
 4. Samples taken within `stabilization.interval` of RUNNING are kept but do not count; the window is full
    `metrics.window` after the first sample that counts. Until then nothing is decided.
 5. Evaluate, decide per vertex, apply the job-level gate; execute (store the overrides, the history) unless
@@ -25,12 +32,15 @@ from .sampling import take_sample
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one cycle. `overrides` are the parallelisms to run (empty: the user's own)."""
+    """The result of one cycle. `overrides` are the parallelisms to run (empty: the user's own). `phase` is what
+    the cycle came to: `not_sampled` (job not running, or its metrics incomplete), `rescaling` (the last decision
+    is not carried out yet), `collecting` (stabilizing or filling the window), `balanced` (all within target), `recommended` (scaling disabled) or `scaled`."""
     state: AutoscalerState
     message: str
     decisions: Mapping[str, VertexDecision] = field(default_factory=dict)
     executed: bool = False
     events: tuple[Event, ...] = ()
+    phase: str = "not_sampled"
 
     @property
     def overrides(self) -> Mapping[str, int]:
@@ -90,6 +100,18 @@ def _window(state: AutoscalerState, job: JobMetrics, now_ms: int, settings: Auto
     return samples, None
 
 
+def _decision_pending(state: AutoscalerState, job: JobMetrics, now_ms: int, settings: AutoscalerConfig) -> bool:
+    """The last executed decision, taken less than `restart.time` ago, has not reached the job yet: the job has
+    run since before it was taken, and some vertex does not run at its stored parallelism."""
+    last = max((entry.at_ms for entries in state.history.values() for entry in entries), default=None)
+    if last is None or now_ms - last >= settings.restart_ms:
+        return False
+    if job.running_since_ms is None or job.running_since_ms > last:
+        return False
+    running = {vertex.vertex_id: vertex.parallelism for vertex in job.vertices}
+    return any(running.get(vertex, p) != p for vertex, p in state.overrides.items())
+
+
 def autoscale(settings: AutoscalerConfig, state: AutoscalerState, job: JobMetrics | None, now_ms: int,
               reset_nonce: int | None = None) -> Outcome:
     """One cycle of the autoscaler (the caller checked `settings.enabled`)."""
@@ -99,10 +121,13 @@ def autoscale(settings: AutoscalerConfig, state: AutoscalerState, job: JobMetric
     if not job.io_complete:
         return Outcome(state, "job metrics incomplete (just restarted): no sample taken")
     state = _prune_history(state, job, now_ms, settings)
+    if _decision_pending(state, job, now_ms, settings):
+        return Outcome(state, "rescaling: waiting for the job to run the last decision "
+                       f"({overrides_text(state.overrides)})", phase="rescaling")
     samples, not_ready = _window(state, job, now_ms, settings)
     state = replace(state, samples=samples)
     if not_ready is not None:
-        return Outcome(state, ("autoscaler state reset; " if was_reset else "") + not_ready)
+        return Outcome(state, ("autoscaler state reset; " if was_reset else "") + not_ready, phase="collecting")
     return _decide(settings, state, job, now_ms)
 
 
@@ -121,7 +146,8 @@ def _decide(settings: AutoscalerConfig, state: AutoscalerState, job: JobMetrics,
                          ("; the next scale-up is blocked" if settings.effectiveness_detection else ""))
                    for vertex, step in sorted(steps.items()) if step.ineffective)
     if not worth_scaling(decisions):
-        return Outcome(state, "All vertex processing rates are within target.", decisions, False, events)
+        return Outcome(state, "All vertex processing rates are within target.", decisions, False, events,
+                       phase="balanced")
     overrides = {v.vertex_id: v.parallelism for v in job.vertices}
     overrides.update({vertex: d.new for vertex, d in decisions.items()})
     if not settings.scaling_enabled:
@@ -133,7 +159,7 @@ def _decide(settings: AutoscalerConfig, state: AutoscalerState, job: JobMetrics,
                                                                        d.expected_rate),)
     state = replace(state, overrides=overrides, history=history, delayed={})
     events += (Event("ScalingReport", report(decisions, executed=True)),)
-    return Outcome(state, "scaling: " + _changes(decisions), decisions, True, events)
+    return Outcome(state, "scaling: " + _changes(decisions), decisions, True, events, phase="scaled")
 
 
 def _advise(settings: AutoscalerConfig, state: AutoscalerState, decisions: Mapping[str, VertexDecision],
@@ -145,7 +171,7 @@ def _advise(settings: AutoscalerConfig, state: AutoscalerState, decisions: Mappi
         events += (Event("ScalingReport", report(decisions, executed=False)),)
         state = replace(state, advice=(advised, now_ms))
     return Outcome(state, "recommendation only (job.autoscaler.scaling.enabled: false): " + _changes(decisions),
-                   decisions, False, events)
+                   decisions, False, events, phase="recommended")
 
 
 def _changes(decisions: Mapping[str, VertexDecision]) -> str:

@@ -35,10 +35,12 @@ def refuse_unaccounted_removal(status: dict[str, Any], records: FlinkSyncRecord,
 
 
 def _dropped(observed_children: dict[str, Any], answered: list[dict[str, Any]]) -> list[str]:
-    """The observed children (not already being deleted) the answer leaves out."""
+    """The observed children of the cluster (not already being deleted) the answer leaves out. FlinkStateSnapshot
+    children are not the cluster's: the savepoint history accounts for them (sync/snapshot_resources.py)."""
     kept = {(child.get("kind"), (child.get("metadata") or {}).get("name")) for child in answered}
     return sorted(f"{kind} {obj_name}" for kind, obj_name, obj in observed.all_objects(observed_children)
-                  if (kind, obj_name) not in kept and not (obj.get("metadata") or {}).get("deletionTimestamp"))
+                  if (kind, obj_name) not in kept and kind != "FlinkStateSnapshot"
+                  and not (obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _left_by_a_removal(status: dict[str, Any], records: FlinkSyncRecord, observed_children: dict[str, Any],

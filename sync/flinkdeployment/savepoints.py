@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
+from .. import snapshot_resources
 from ..ids import derive_id
 from ..model import Action
 from ..snapshots import _opt
@@ -32,10 +33,16 @@ def other_changes(s: DeploymentSync) -> None:
 
 
 def _trigger_checkpoint(s: DeploymentSync, job_id: str, nonce: int) -> None:
-    """A manual checkpoint: fire and record the nonce (Flink keeps the checkpoint itself)."""
-    s.actions.append(Action("trigger_checkpoint", {
-        "job_id": job_id, "checkpoint_type": _opt(s.config, "checkpoint.type", "FULL"),
-        "trigger_id": derive_id(s.uid, "checkpoint", nonce)}))
+    """A manual checkpoint: fire and record the nonce (Flink keeps the checkpoint itself). With snapshot
+    resources, record instead that a checkpoint resource is to be made: it is created on the next sync, once this
+    record is durable, and the snapshot controller takes it (sync/snapshot_resources.py)."""
+    assert s.desired is not None
+    if snapshot_resources.checkpoint_as_resource(s.config, s.desired.flinkVersion):
+        s._set_records(checkpoint_snapshot_at=s.now_ms)
+    else:
+        s.actions.append(Action("trigger_checkpoint", {
+            "job_id": job_id, "checkpoint_type": _opt(s.config, "checkpoint.type", "FULL"),
+            "trigger_id": derive_id(s.uid, "checkpoint", nonce)}))
     spec = copy.deepcopy(s.reconciled or {})
     spec["job"]["checkpointTriggerNonce"] = nonce
     was_stable = s._recon().get("lastReconciledSpec") == s._recon().get("lastStableSpec")

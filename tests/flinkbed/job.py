@@ -4,6 +4,9 @@ The jar is compiled with ``javac --release 11`` against flink-dist only and cach
 ``$FLINK_SYNC_CACHE/jobs/counter-<hash>/counter.jar``, where the hash covers the Java source and
 the Flink version it was compiled against. A rebuild takes about a second.
 
+For the autoscaler tests the load is controllable (:func:`counter_args` ``rate_file``, ``cost_us``): the source
+rate follows a file the test rewrites, and each record costs a known busy time in ``count-per-key``.
+
 The job's ``count-per-key`` operator publishes the gauge ``snapshot`` =
 ``"lastValue,stateTotal,restoredTotal"``; :func:`read_counter` reads it through REST. After a
 restore from a savepoint, ``stateTotal`` continues from the restored counts (at parallelism 1:
@@ -91,9 +94,19 @@ def counter_args(
     fail_always: bool = False,
     fail_tasks_always: bool = False,
     checkpoint_interval_ms: int | None = None,
+    rate_file: Path | None = None,
+    cost_us: int | None = None,
 ) -> list[str]:
-    """Program arguments for :data:`COUNTER_JOB_CLASS` (what ``spec.job.args`` would hold)."""
+    """Program arguments for :data:`COUNTER_JOB_CLASS` (what ``spec.job.args`` would hold).
+
+    A controllable load: with ``rate_file`` the source reads its total rate from that file at run time (``rate``
+    while the file is missing); ``cost_us`` makes each record cost that much busy time in the counting operator.
+    """
     args = ["--rate", f"{rate:g}", "--keys", str(keys)]
+    if rate_file is not None:
+        args += ["--rate-file", str(rate_file)]
+    if cost_us:
+        args += ["--cost-us", str(cost_us)]
     if fail_at_value is not None:
         args += ["--fail-at-value", str(fail_at_value)]
     if checkpoint_interval_ms:

@@ -15,12 +15,13 @@ import pytest
 import requests
 import yaml
 
-from tests.flinkbed import COUNTER_JOB_CLASS, counter_args, read_counter
+from tests.flinkbed import read_counter
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
 from tests.flinkbed.rest import FlinkRest, same_path
 
 from .conftest import Sandbox
+from .manifests import checkpointed, counter_deployment
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.flink, pytest.mark.timeout(900)]
 NAME = "counter"
@@ -28,23 +29,8 @@ FINALIZER = "metacontroller.io/compositecontroller-flink-sync-flinkdeployment"
 
 
 def counter_yaml(jar: Path, state_dir: Path, parallelism: int = 1) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment", "metadata": {"name": NAME},
-        "spec": {
-            "image": "flink:1.20", "flinkVersion": "v1_20", "serviceAccount": "flink",
-            "flinkConfiguration": {
-                "taskmanager.numberOfTaskSlots": "2",
-                "state.savepoints.dir": f"file://{state_dir}/savepoints",
-                "state.checkpoints.dir": f"file://{state_dir}/checkpoints",
-                "execution.checkpointing.interval": "2 s",
-                "kubernetes.operator.job.savepoint-on-deletion": "true",
-            },
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "job": {"jarURI": f"local://{jar}", "entryClass": COUNTER_JOB_CLASS, "parallelism": parallelism,
-                    "args": counter_args(rate=20, keys=4), "upgradeMode": "savepoint"},
-        },
-    })
+    return yaml.safe_dump(counter_deployment(NAME, jar, parallelism=parallelism, config={
+        **checkpointed(state_dir), "kubernetes.operator.job.savepoint-on-deletion": "true"}))
 
 
 def status(sb: Sandbox) -> dict[str, Any]:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.flinkbed import COUNTER_JOB_CLASS, counter_args
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
 
 from .conftest import Sandbox
+from .manifests import checkpointed, counter_deployment
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.flink, pytest.mark.timeout(900)]
 NAME = "fails"
@@ -27,27 +27,14 @@ MAIN = "flink-main-container"
 
 
 def deployment_yaml(jar: Path, state_dir: Path) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment", "metadata": {"name": NAME},
-        "spec": {
-            "image": "flink:1.20", "flinkVersion": "v1_20", "serviceAccount": "flink",
-            "flinkConfiguration": {
-                "taskmanager.numberOfTaskSlots": "2",
-                "state.savepoints.dir": f"file://{state_dir}/savepoints",
-                "state.checkpoints.dir": f"file://{state_dir}/checkpoints",
-                "execution.checkpointing.interval": "2 s",
-                # a cause that may be a cluster still starting is reported after this long
-                "kubernetes.operator.deployment.readiness.timeout": "20 s",
-            },
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5},
-                           # the kubelet puts the end of a failed container's log into its termination message
-                           "podTemplate": {"spec": {"containers": [
-                               {"name": MAIN, "terminationMessagePolicy": "FallbackToLogsOnError"}]}}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "job": {"jarURI": f"local://{jar}", "entryClass": COUNTER_JOB_CLASS, "parallelism": 2,
-                    "args": counter_args(rate=20, keys=4), "upgradeMode": "savepoint"},
-        },
-    })
+    return yaml.safe_dump(counter_deployment(NAME, jar, parallelism=2, config={
+        **checkpointed(state_dir),
+        # a cause that may be a cluster still starting is reported after this long
+        "kubernetes.operator.deployment.readiness.timeout": "20 s",
+    }, overrides={"jobManager": {
+        # the kubelet puts the end of a failed container's log into its termination message
+        "podTemplate": {"spec": {"containers": [{"name": MAIN, "terminationMessagePolicy": "FallbackToLogsOnError"}]}},
+    }}))
 
 
 @pytest.fixture(scope="module")

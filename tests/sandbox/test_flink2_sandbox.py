@@ -8,11 +8,11 @@ import pytest
 import requests
 import yaml
 
-from tests.flinkbed import COUNTER_JOB_CLASS, counter_args
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
 
 from .conftest import Sandbox
+from .manifests import counter_deployment
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.flink, pytest.mark.timeout(600)]
 NAME = "counter-v2"
@@ -20,15 +20,9 @@ NAME = "counter-v2"
 
 def test_flink2_deployment_ready_and_deleted(sandbox: Sandbox, tmp_path: Path) -> None:
     jar = build_counter_jar(flink_dist("2.3"))
-    sandbox.kubectl("create", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment", "metadata": {"name": NAME},
-        "spec": {"image": "flink:2.3", "flinkVersion": "v2_3", "serviceAccount": "flink",
-                 "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "1",
-                                        "state.savepoints.dir": f"file://{tmp_path}/savepoints"},
-                 "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-                 "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-                 "job": {"jarURI": f"local://{jar}", "entryClass": COUNTER_JOB_CLASS, "parallelism": 1,
-                         "args": counter_args(rate=20, keys=4), "upgradeMode": "stateless"}}}))
+    sandbox.kubectl("create", "-f", "-", input=yaml.safe_dump(counter_deployment(
+        NAME, jar, version="2.3", slots=1, upgrade_mode="stateless",
+        config={"state.savepoints.dir": f"file://{tmp_path}/savepoints"})))
     out = sandbox.kubectl("wait", "--for=condition=Ready", f"flinkdeployment/{NAME}", "--timeout=240s", timeout=300,
                           check=False)
     assert "condition met" in out, f"{out}\n{sandbox.get('flinkdeployment', NAME)}\n{sandbox.logs()}"

@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.flinkbed import COUNTER_JOB_CLASS, counter_args, read_counter
+from tests.flinkbed import read_counter
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import CounterSnapshot, build_counter_jar
 from tests.flinkbed.rest import FlinkRest
 
 from .conftest import Sandbox
+from .manifests import counter_deployment
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.flink, pytest.mark.timeout(900)]
 HA_LABELS = "type=flink-native-kubernetes"
@@ -75,29 +76,21 @@ class HaCluster:
 
 
 def ha_yaml(name: str, version: str, jar: Path, data: Path, jm_replicas: int) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment", "metadata": {"name": name},
-        "spec": {
-            "image": f"flink:{version}", "flinkVersion": "v" + version.replace(".", "_"), "serviceAccount": "flink",
-            "flinkConfiguration": {
-                "taskmanager.numberOfTaskSlots": "2",
-                "high-availability.type": "kubernetes",
-                "high-availability.storageDir": f"file://{data}/ha",
-                "high-availability.kubernetes.leader-election.lease-duration": "5 s",
-                "high-availability.kubernetes.leader-election.renew-deadline": "5 s",
-                "high-availability.kubernetes.leader-election.retry-period": "1 s",
-                "execution.checkpointing.dir": f"file://{data}/checkpoints",
-                "execution.checkpointing.savepoint-dir": f"file://{data}/savepoints",
-                "execution.checkpointing.interval": "2 s",
-            },
-            # the JobManager pods stop at once on SIGTERM; deletion waits this long before the HA ConfigMaps go
-            "podTemplate": {"spec": {"terminationGracePeriodSeconds": 5}},
-            "jobManager": {"replicas": jm_replicas, "resource": {"memory": "1024m", "cpu": 0.5}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "job": {"jarURI": f"local://{jar}", "entryClass": COUNTER_JOB_CLASS, "parallelism": 1,
-                    "args": counter_args(rate=20, keys=4), "upgradeMode": "last-state"},
-        },
-    })
+    return yaml.safe_dump(counter_deployment(name, jar, version=version, upgrade_mode="last-state", config={
+        "high-availability.type": "kubernetes",
+        "high-availability.storageDir": f"file://{data}/ha",
+        "high-availability.kubernetes.leader-election.lease-duration": "5 s",
+        "high-availability.kubernetes.leader-election.renew-deadline": "5 s",
+        "high-availability.kubernetes.leader-election.retry-period": "1 s",
+        # the key names Flink 1.20 and 2.x both read
+        "execution.checkpointing.dir": f"file://{data}/checkpoints",
+        "execution.checkpointing.savepoint-dir": f"file://{data}/savepoints",
+        "execution.checkpointing.interval": "2 s",
+    }, overrides={
+        # the JobManager pods stop at once on SIGTERM; deletion waits this long before the HA ConfigMaps go
+        "podTemplate": {"spec": {"terminationGracePeriodSeconds": 5}},
+        "jobManager": {"replicas": jm_replicas},
+    }))
 
 
 def start(sb: Sandbox, data: Path, version: str, jm_replicas: int) -> HaCluster:

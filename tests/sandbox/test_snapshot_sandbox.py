@@ -134,6 +134,91 @@ def test_snapshots_of_a_running_job(sandbox: Sandbox, running_job: tuple[str, st
         apache_examples_complete(sandbox, name, state_dir)
 
 
+def own_snapshots(sb: Sandbox, job: str, trigger_type: str, kind: str = "SAVEPOINT") -> dict[str, dict[str, Any]]:
+    """flink-sync's own snapshots of `job`, found the way a user finds Apache's: by their labels."""
+    out = sb.kubectl("get", "flinksnp", "-l", f"snapshot.trigger-type={trigger_type},job-reference.name={job},"
+                     f"job-reference.kind=FlinkDeployment,snapshot.type={kind}", "-o", "json")
+    return {item["metadata"]["name"]: item for item in json.loads(out)["items"]}
+
+
+def completed(items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: obj for name, obj in items.items() if (obj.get("status") or {}).get("state") == "COMPLETED"}
+
+
+def patch_job(sb: Sandbox, name: str, patch: dict[str, Any]) -> None:
+    sb.kubectl("patch", "flinkdeployment", name, "--type=merge", "-p", json.dumps({"spec": patch}))
+
+
+def test_the_jobs_own_savepoints_are_snapshot_resources(sandbox: Sandbox, running_job: tuple[str, str, Path]) -> None:
+    """kubernetes.operator.snapshot.resource.enabled (default true): a savepointTriggerNonce savepoint, periodic
+    savepoints and an upgrade savepoint appear as COMPLETED FlinkStateSnapshots with Apache's labels; a
+    checkpointTriggerNonce becomes a checkpoint snapshot the snapshot controller takes; with history
+    max.count 2 the old periodic ones are deleted and disposed of (their directories go), the newest kept and the
+    manual one never deleted; the upgrade restores from the upgrade snapshot's savepoint."""
+    version, name, state_dir = running_job
+    patch_job(sandbox, name, {"job": {"savepointTriggerNonce": 1}, "flinkConfiguration": {
+        "kubernetes.operator.savepoint.history.max.count": "2",
+        "kubernetes.operator.savepoint.dispose-on-delete": "true"}})
+    manual = sandbox.until("manual snapshot COMPLETED", lambda: completed(own_snapshots(sandbox, name, "MANUAL")),
+                           timeout=180, interval=1)
+    [(manual_name, manual_obj)] = manual.items()
+    assert manual_name.startswith(f"{name}-savepoint-manual-"), manual_name
+    assert manual_obj["spec"]["savepoint"]["alreadyExists"] is True
+    assert manual_obj["metadata"]["labels"]["snapshot.state"] == "COMPLETED"
+    assert local_path(manual_obj["status"]["path"]).is_dir()
+    assert manual_obj["metadata"]["ownerReferences"][0]["name"] == name
+
+    patch_job(sandbox, name, {"job": {"checkpointTriggerNonce": 1}})
+    checkpoint = sandbox.until("manual checkpoint snapshot COMPLETED", lambda: completed(
+        own_snapshots(sandbox, name, "MANUAL", "CHECKPOINT")), timeout=180, interval=1)
+    [(checkpoint_name, checkpoint_obj)] = checkpoint.items()
+    assert checkpoint_name.startswith(f"{name}-checkpoint-manual-") and "chk-" in checkpoint_obj["status"]["path"]
+
+    patch_job(sandbox, name, {"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": "4 s"}})
+    seen: dict[str, str] = {}
+
+    def an_old_one_disposed_of() -> bool:
+        now = own_snapshots(sandbox, name, "PERIODIC")
+        seen.update({n: obj["spec"]["savepoint"]["path"] for n, obj in now.items()})
+        gone = [n for n in seen if n not in now]
+        return len(seen) >= 3 and len(now) <= 2 and any(not local_path(seen[n]).exists() for n in gone)
+    sandbox.until("old periodic snapshots deleted and disposed of", an_old_one_disposed_of, timeout=240, interval=1)
+    patch_job(sandbox, name, {"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": None}})
+
+    def settled_history() -> dict[str, dict[str, Any]] | None:
+        now = completed(own_snapshots(sandbox, name, "PERIODIC"))
+        history = (sandbox.get("flinkdeployment", name) or {}).get("status", {}).get("jobStatus", {}) \
+            .get("savepointInfo", {}).get("savepointHistory") or []
+        periodic = {f"{name}-savepoint-periodic-{e['timeStamp']}" for e in history if e["triggerType"] == "PERIODIC"}
+        return now if len(now) == 2 and set(now) == periodic else None
+    kept = sandbox.until("two periodic snapshots, as the history", settled_history, timeout=120, interval=1)
+    newest = max(seen, key=lambda n: int(n.rsplit("-", 1)[1]))
+    assert newest in kept, (newest, sorted(kept))
+    assert all(local_path(obj["status"]["path"]).is_dir() for obj in kept.values())
+    assert manual_name in own_snapshots(sandbox, name, "MANUAL"), "a manual snapshot is never deleted by the limits"
+
+    old_job = sandbox.get("flinkdeployment", name)["status"]["jobStatus"]["jobId"]
+    patch_job(sandbox, name, {"restartNonce": 1, "job": {"upgradeMode": "savepoint"}})
+    upgrade = sandbox.until("upgrade snapshot COMPLETED", lambda: completed(own_snapshots(sandbox, name, "UPGRADE")),
+                            timeout=300, interval=1)
+    [(upgrade_name, upgrade_obj)] = upgrade.items()
+    path = upgrade_obj["status"]["path"]
+    assert upgrade_name.startswith(f"{name}-savepoint-upgrade-") and local_path(path).is_dir(), upgrade_obj
+
+    def restored_job() -> str | None:
+        status = (sandbox.get("flinkdeployment", name) or {}).get("status") or {}
+        job = status.get("jobStatus") or {}
+        return job["jobId"] if job.get("state") == "RUNNING" and job.get("jobId") != old_job else None
+    new_job = sandbox.until("job running again after the upgrade", restored_job, timeout=300, interval=2)
+    status = sandbox.get("flinkdeployment", name)["status"]
+    assert status["jobStatus"]["upgradeSavepointPath"] == path
+    assert status["flinkSync"]["cluster"]["restorePath"] == path
+    restored = sandbox.until("Flink reports the restore", lambda: (requests.get(
+        f"{sandbox.proxy}/default/{name}-rest/jobs/{new_job}/checkpoints", timeout=10).json().get("latest") or {})
+        .get("restored"), timeout=60, interval=2)
+    assert local_path(restored["external_path"]) == local_path(path), (restored, path)
+
+
 def apache_examples_complete(sandbox: Sandbox, target: str, state_dir: Path) -> None:
     """The five Apache examples apply server-side as they are; pointed at the running job (its name, and a
     savepoint directory that exists here), each snapshot completes."""

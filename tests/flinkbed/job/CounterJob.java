@@ -5,6 +5,7 @@ import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.connector.source.util.ratelimit.RateLimiter;
 import org.apache.flink.api.connector.source.util.ratelimit.RateLimiterStrategy;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.connector.datagen.source.DataGeneratorSource;
@@ -15,8 +16,18 @@ import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.util.Collector;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The flink-sync test bed's stateful streaming job.
@@ -40,6 +51,14 @@ import java.util.Set;
  *
  * <ul>
  *   <li>{@code --rate R} records per second (default 50)
+ *   <li>{@code --rate-file F} a controllable load: the total rate is read from file F (one number,
+ *       records per second over all source subtasks) about every half second, so a test changes the
+ *       load of a running job by rewriting the file; {@code --rate} is used while F is missing or
+ *       unreadable. The source waits for its next record without blocking its task thread, so it
+ *       reads as idle, not busy (see {@link FileRate}).
+ *   <li>{@code --cost-us C} a known cost per record in the counting operator: C microseconds of
+ *       busy time per record, so one subtask processes about 10^6 / C records per second (see
+ *       {@link KeyCounter#pay})
  *   <li>{@code --keys K} number of keys (default 4)
  *   <li>{@code --checkpoint-interval-ms N} enable periodic checkpoints (default 0 = off, unless the
  *       cluster configuration enables them)
@@ -72,6 +91,8 @@ public final class CounterJob {
         long checkpointInterval = Long.parseLong(option(args, "--checkpoint-interval-ms", "0"));
         long failAt = Long.parseLong(option(args, "--fail-at-value", "-1"));
         boolean failTasks = hasFlag(args, "--fail-tasks-always");
+        String rateFile = option(args, "--rate-file", "");
+        long costMicros = Long.parseLong(option(args, "--cost-us", "0"));
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         if (checkpointInterval > 0) {
@@ -82,13 +103,13 @@ public final class CounterJob {
                 new DataGeneratorSource<>(
                         (GeneratorFunction<Long, Long>) index -> index,
                         Long.MAX_VALUE,
-                        RateLimiterStrategy.perSecond(rate),
+                        rateFile.isEmpty() ? RateLimiterStrategy.perSecond(rate) : new FileRate(rateFile, rate),
                         Types.LONG);
 
         env.fromSource(source, WatermarkStrategy.noWatermarks(), SOURCE_UID)
                 .uid(SOURCE_UID)
                 .keyBy(new ModuloKey(keys), Types.INT)
-                .process(new KeyCounter(failAt, failTasks))
+                .process(new KeyCounter(failAt, failTasks, costMicros))
                 .uid(COUNTER_UID)
                 .name(COUNTER_UID)
                 .sinkTo(new DiscardingSink<>())
@@ -136,6 +157,8 @@ public final class CounterJob {
     public static final class KeyCounter extends KeyedProcessFunction<Integer, Long, Long> {
         private final long failAt;
         private final boolean failTasks;
+        private final long costNanos;
+        private transient long owedNanos;
 
         private transient ValueState<Long> count;
         private transient Set<Integer> keysSeen;
@@ -144,9 +167,27 @@ public final class CounterJob {
         private transient volatile long restoredTotal;
         private transient volatile String snapshot;
 
-        public KeyCounter(long failAt, boolean failTasks) {
+        public KeyCounter(long failAt, boolean failTasks, long costMicros) {
             this.failAt = failAt;
             this.failTasks = failTasks;
+            this.costNanos = costMicros * 1000L;
+        }
+
+        /**
+         * The record's cost: the task thread waits {@code --cost-us} per record, in pauses of at
+         * least 2 ms (a finer sleep overshoots), keeping the overshoot as credit. Flink counts the
+         * time a task spends in processElement as busy, whether it spins or waits, so the busy
+         * time and the true processing rate are what a CPU-bound operator of that cost shows; a
+         * spin would instead compete for the test machine's few cores with the other JVMs and make
+         * the cost depend on their load.
+         */
+        private void pay() {
+            owedNanos += costNanos;
+            if (owedNanos >= 2_000_000L) {
+                long start = System.nanoTime();
+                LockSupport.parkNanos(owedNanos);
+                owedNanos -= System.nanoTime() - start;
+            }
         }
 
         @Override
@@ -168,6 +209,9 @@ public final class CounterJob {
             if (value == failAt && getRuntimeContext().getTaskInfo().getAttemptNumber() == 0) {
                 throw new IllegalStateException("flinkbed CounterJob: injected failure at value " + value);
             }
+            if (costNanos > 0) {
+                pay();
+            }
             Long previous = count.value();
             long next = (previous == null ? 0L : previous) + 1;
             count.update(next);
@@ -180,6 +224,90 @@ public final class CounterJob {
             lastValue = value;
             snapshot = value + "," + stateTotal + "," + restoredTotal;
             out.collect(next);
+        }
+    }
+
+    /**
+     * A rate limiter whose total rate comes from a file (see {@code --rate-file}). Each source
+     * subtask takes its share ({@code rate / parallelism}). A record's permit is a future that
+     * completes at its due time, so the source task waits idle, as a source waiting for input does;
+     * a limiter that sleeps in {@code acquire} (Flink's own) makes the source read 100 % busy, and
+     * the autoscaler would scale it up. A source that fell behind does not burst to catch up.
+     *
+     * <p>Raw types: {@code RateLimiter} is generic in 2.x and not in 1.20; both {@code acquire()}
+     * (abstract in 1.20) and {@code acquire(int)} (abstract in 2.x) are implemented.
+     */
+    @SuppressWarnings({"rawtypes", "unchecked"})
+    public static final class FileRate implements RateLimiterStrategy {
+        private static final ScheduledExecutorService TIMER =
+                Executors.newSingleThreadScheduledExecutor(
+                        r -> {
+                            Thread t = new Thread(r, "flinkbed-file-rate");
+                            t.setDaemon(true);
+                            return t;
+                        });
+
+        private final String path;
+        private final double fallbackRate;
+
+        public FileRate(String path, double fallbackRate) {
+            this.path = path;
+            this.fallbackRate = fallbackRate;
+        }
+
+        @Override
+        public RateLimiter createRateLimiter(int parallelism) {
+            return new Limiter(path, fallbackRate, Math.max(1, parallelism));
+        }
+
+        private static final class Limiter implements RateLimiter {
+            private static final long REREAD_NANOS = 500_000_000L;
+            private final String path;
+            private final double fallbackRate;
+            private final int parallelism;
+            private double rate;
+            private long readAt = Long.MIN_VALUE;
+            private long dueAt = System.nanoTime();
+
+            Limiter(String path, double fallbackRate, int parallelism) {
+                this.path = path;
+                this.fallbackRate = fallbackRate;
+                this.parallelism = parallelism;
+            }
+
+            private double currentRate(long now) {
+                if (readAt == Long.MIN_VALUE || now - readAt >= REREAD_NANOS) {
+                    readAt = now;
+                    double total;
+                    try {
+                        total = Double.parseDouble(
+                                new String(Files.readAllBytes(Paths.get(path)), StandardCharsets.UTF_8).trim());
+                    } catch (IOException | NumberFormatException e) {
+                        total = fallbackRate;
+                    }
+                    rate = Math.max(0.1, total / parallelism);
+                }
+                return rate;
+            }
+
+            @Override
+            public CompletionStage<Void> acquire() {
+                return acquire(1);
+            }
+
+            // no @Override: the method exists in 2.x only
+            public CompletionStage<Void> acquire(int permits) {
+                long now = System.nanoTime();
+                dueAt = Math.max(dueAt, now - 100_000_000L)
+                        + (long) (permits * 1e9 / currentRate(now));
+                long wait = dueAt - now;
+                if (wait <= 0) {
+                    return CompletableFuture.completedFuture(null);
+                }
+                CompletableFuture<Void> permit = new CompletableFuture<>();
+                TIMER.schedule(() -> permit.complete(null), wait, TimeUnit.NANOSECONDS);
+                return permit;
+            }
         }
     }
 }

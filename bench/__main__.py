@@ -2,6 +2,7 @@
 
 Prints one table and writes it as JSON to bench/results/latest.json (also latest.txt). See bench/README.md.
 Options: --quick (shorter phases, for a smoke test), --scale N (deployments in the scale run, default 10,000).
+`python -m bench sandbox [--deployments N]`: the control plane at scale instead (bench/sandbox_scale.py).
 """
 from __future__ import annotations
 
@@ -208,6 +209,10 @@ def rest_call_timing(stub: servers.Server, template: workload.SteadyTemplate, n:
 
 # ---------------------------------------------------------------------------------------------- the run
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:  # the control plane at scale (bench/sandbox_scale.py), a phase of its own
+        from . import sandbox_scale
+        return sandbox_scale.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="short phases (smoke test; numbers are noisier)")
     parser.add_argument("--scale", type=int, default=10_000, help="distinct FlinkDeployments in the scale run")

@@ -10,6 +10,11 @@ small Python controller instead. It reads the CompositeController YAML files (me
   `resyncAfterSeconds` (one shot) and the controller's `resyncPeriodSeconds` (every parent);
 * queue (§4.4): `--workers` (default 5) workers; one parent is never synced by two workers at once; a
   failed sync is retried with the client-go default per-item backoff (5 ms doubling, capped at 1000 s);
+* API client (§4.4): Metacontroller's `--client-go-qps` 5 and `--client-go-burst` 10 (`--client-qps`,
+  `--client-burst`; env SANDBOX_METACONTROLLER_QPS / _BURST), a client-go token bucket on every write. Reads are
+  not throttled: the poll and the per-sync reads stand in for Metacontroller's informer cache, which costs it no
+  requests. `--stats-file` writes the client's request counts (by verb and resource), the time writes waited for
+  a token, and the syncs and hook calls of each controller, every second (the benchmark reads it);
 * one sync (§4.5): finalizer `metacontroller.io/compositecontroller-<name>` added first when a finalize hook
   exists; children claimed (owned by the parent's UID, or adopted when an orphan matches the selector);
   customize hook (cached per parent UID + generation, 20 min) fills `related`; the sync hook (or finalize,
@@ -35,6 +40,7 @@ import copy
 import heapq
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -48,7 +54,7 @@ import requests
 import yaml
 
 from .apply import for_create, merge
-from .kube import ApiError, Kube, Resource
+from .kube import ApiError, Kube, Resource, TokenBucket
 
 log = logging.getLogger("sandbox.metacontroller")
 
@@ -117,6 +123,11 @@ class WorkQueue:
     def forget(self, key: str) -> None:
         with self._cond:
             self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        """Keys waiting to be synced (not those in progress or waiting for a timer)."""
+        with self._cond:
+            return len(self._queue)
 
     def get(self) -> str | None:
         with self._cond:
@@ -316,6 +327,8 @@ class Runner:
         self._cache_lock = threading.Lock()
         self._stop = threading.Event()
         self.syncs = 0
+        self.hook_calls: dict[str, int] = {}
+        self.hook_seconds = 0.0
         self.controller_obj = {"metadata": copy.deepcopy(self.cc.raw.get("metadata") or {}),
                                "spec": copy.deepcopy(self.cc.raw.get("spec") or {}), "status": {}}
 
@@ -592,11 +605,16 @@ class Runner:
     # -------------------------------------------------------------- hook call
     def _call(self, hook: Hook, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        started = time.monotonic()
         try:
             resp = self.http.post(hook.url, data=data, headers={"Content-Type": "application/json"},
                                   timeout=hook.timeout_s)
         except requests.RequestException as e:
             raise HookFailed(f"http error: Post {hook.url!r}: {e}") from e
+        finally:
+            path = hook.url.split("/", 3)[-1]
+            self.hook_calls[path] = self.hook_calls.get(path, 0) + 1
+            self.hook_seconds += time.monotonic() - started
         if resp.status_code == 429:
             raise RetryAfter(_retry_after(resp.headers.get("Retry-After")))
         if resp.status_code != 200:
@@ -730,18 +748,39 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------------- main
+def write_stats(path: Path, kube: Kube, runners: list[Runner]) -> None:
+    """The API client's request counts and the controllers' syncs and hook calls, replaced atomically."""
+    limiter = kube.limiter
+    stats = {"time": time.time(), "requests": dict(kube.counts),
+             "client": {"qps": limiter.qps, "burst": limiter.burst, "waited_s": round(limiter.waited_s, 3)}
+             if limiter else None,
+             "controllers": {r.cc.name: {"syncs": r.syncs, "hook_calls": dict(r.hook_calls),
+                                         "hook_seconds": round(r.hook_seconds, 3), "queue": len(r.queue)}
+                             for r in runners}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stats, sort_keys=True))
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="A stand-in for Metacontroller's CompositeController (not Metacontroller).")
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--controller", action="append", required=True, help="a CompositeController YAML file")
     ap.add_argument("--service-url", action="append", default=[],
                     help="NAME.NAMESPACE:PORT=http://127.0.0.1:PORT: where a webhook.service is reached")
-    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("SANDBOX_METACONTROLLER_WORKERS", "5")),
+                    help="workers per controller (Metacontroller's --workers, default 5)")
     ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--client-qps", type=float, default=float(os.environ.get("SANDBOX_METACONTROLLER_QPS", "5")),
+                    help="writes per second of the API client (Metacontroller's --client-go-qps, default 5)")
+    ap.add_argument("--client-burst", type=int, default=int(os.environ.get("SANDBOX_METACONTROLLER_BURST", "10")),
+                    help="burst of the API client (Metacontroller's --client-go-burst, default 10)")
+    ap.add_argument("--stats-file", help="write request counts, syncs and hook calls here every second")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     service_urls = dict(s.split("=", 1) for s in args.service_url)
-    kube = Kube.from_kubeconfig(args.kubeconfig)
+    limiter = TokenBucket(args.client_qps, args.client_burst) if args.client_qps > 0 else None
+    kube = Kube.from_kubeconfig(args.kubeconfig, limiter=limiter)
     controllers = load_controllers([Path(p) for p in args.controller], service_urls)
     runners = []
     for cc in controllers:
@@ -760,7 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(1.0):
-        pass
+        if args.stats_file:
+            write_stats(Path(args.stats_file), kube, runners)
     for r in runners:
         r.stop()
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,10 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
         report["stand_in_log_warnings"] = sum(1 for line in (state / "logs" / "metacontroller.log").read_text(
             errors="replace").splitlines() if " WARNING " in line)
     finally:
+        logs = RESULTS / "sandbox-logs"
+        if (state / "logs").is_dir():
+            shutil.rmtree(logs, ignore_errors=True)
+            shutil.copytree(state / "logs", logs)
         subprocess.run([sys.executable, "-m", "sandbox", "down"], cwd=ROOT, env=env, timeout=600,
                        capture_output=True)
     return report

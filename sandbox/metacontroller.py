@@ -88,6 +88,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._timers: list[tuple[float, int, str]] = []
+        self._waiting: dict[str, float] = {}  # key -> when its timer fires (one per key)
         self._seq = 0
         self._failures: dict[str, int] = {}
         self._shutdown = False
@@ -107,9 +108,15 @@ class WorkQueue:
         if delay <= 0:
             self.add(key)
             return
+        ready = time.monotonic() + delay
         with self._cond:
+            # client-go's delaying queue keeps one entry per key: a key already waiting keeps the earlier time.
+            # (Without this, every sync's resyncAfterSeconds would start one more resync chain per parent.)
+            if key in self._waiting and self._waiting[key] <= ready:
+                return
+            self._waiting[key] = ready
             self._seq += 1
-            heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, key))
+            heapq.heappush(self._timers, (ready, self._seq, key))
             self._cond.notify_all()
 
     def add_rate_limited(self, key: str) -> float:
@@ -160,7 +167,10 @@ class WorkQueue:
                 now = time.monotonic()
                 due = []
                 while self._timers and self._timers[0][0] <= now:
-                    due.append(heapq.heappop(self._timers)[2])
+                    ready, _, key = heapq.heappop(self._timers)
+                    if self._waiting.get(key) == ready:  # else superseded by an earlier time for the key
+                        del self._waiting[key]
+                        due.append(key)
                 wait = (self._timers[0][0] - now) if self._timers else 1.0
             for key in due:
                 self.add(key)

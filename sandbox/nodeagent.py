@@ -625,10 +625,9 @@ class NodeAgent:
                 continue
             current[(meta["namespace"], meta["name"])] = svc
         self.service_objs = current
-        if self.stub is not None:
-            return  # stub pods run no process: nothing to forward to (the REST proxy answers for them)
-        wanted = {(ns, name, p["port"]) for (ns, name), svc in current.items()
-                  for p in (svc.get("spec") or {}).get("ports") or []}
+        # stub pods run no process: nothing to forward to (the REST proxy answers for them)
+        wanted = set() if self.stub is not None else {(ns, name, p["port"]) for (ns, name), svc in current.items()
+                                                      for p in (svc.get("spec") or {}).get("ports") or []}
         changed = False
         for key in list(self._forwarders):
             if key not in wanted:

@@ -171,7 +171,7 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
     state = Path(tempfile.mkdtemp(prefix="flink-sync-bench-sandbox-")) / "state"
     env = {**os.environ, "SANDBOX_DIR": str(state), "SANDBOX_FLINK_REST_STUB": "1",
            "SANDBOX_METACONTROLLER_QPS": str(qps), "SANDBOX_METACONTROLLER_BURST": str(burst),
-           "SANDBOX_METACONTROLLER_WORKERS": str(workers)}
+           "SANDBOX_METACONTROLLER_WORKERS": str(workers), "SANDBOX_METACONTROLLER_CACHED_READS": "1"}
     report: dict[str, Any] = {"deployments": n, "metacontroller": {"workers": workers, "qps": qps, "burst": burst},
                               "hooks": {"workers": 2, "threads": 4}, "pods_per_deployment": 2,
                               "loadavg_at_start": os.getloadavg()}

@@ -15,6 +15,9 @@ small Python controller instead. It reads the CompositeController YAML files (me
   not throttled: the poll and the per-sync reads stand in for Metacontroller's informer cache, which costs it no
   requests. `--stats-file` writes the client's request counts (by verb and resource), the time writes waited for
   a token, and the syncs and hook calls of each controller, every second (the benchmark reads it);
+* `--cached-reads` (env SANDBOX_METACONTROLLER_CACHED_READS=1; the benchmark's mode): a sync reads children and
+  related objects from the last poll's lists (at most one poll interval old) instead of listing them, as
+  Metacontroller reads its informer cache; off, every sync lists them (fresh, O(parents) per sync);
 * one sync (§4.5): finalizer `metacontroller.io/compositecontroller-<name>` added first when a finalize hook
   exists; children claimed (owned by the parent's UID, or adopted when an orphan matches the selector);
   customize hook (cached per parent UID + generation, 20 min) fills `related`; the sync hook (or finalize,
@@ -325,6 +328,9 @@ class Runner:
     workers: int = 5
     poll_s: float = 1.0
     http: requests.Session = field(default_factory=requests.Session)
+    # Read children and related objects from the last poll's lists instead of listing them on every sync (as
+    # Metacontroller reads its informer cache): for many parents, where a LIST per sync and child resource is O(N).
+    cached_reads: bool = False
 
     def __post_init__(self) -> None:
         self.http.trust_env = False
@@ -335,6 +341,8 @@ class Runner:
         self._seen: dict[str, tuple[Any, ...]] = {}
         self._customize_cache: dict[tuple[str, int], tuple[float, list[dict[str, Any]]]] = {}
         self._cache_lock = threading.Lock()
+        self._listed: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (group/version, plural) -> last poll's list
+        self._related_listed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._stop = threading.Event()
         self.syncs = 0
         self.hook_calls: dict[str, int] = {}
@@ -372,7 +380,9 @@ class Runner:
         parents = self.kube.list(self.parent_res)
         children_by_owner: dict[str, list[str]] = {}
         for _, res in self.child_res:
-            for child in self.kube.list(res):
+            listed = self.kube.list(res)
+            self._listed[(res.group_version, res.plural)] = listed
+            for child in listed:
                 ref = controller_ref(child)
                 if ref:
                     children_by_owner.setdefault(ref["uid"], []).append(f"{child['kind']}/{child['metadata']['name']}@{_rv(child)}")
@@ -398,6 +408,7 @@ class Runner:
         if not self.cc.customize:
             return out
         lists: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self._related_listed = lists  # the cache of cached_reads: filled below, replaced by the next poll
         for parent in parents:
             meta = parent["metadata"]
             with self._cache_lock:
@@ -502,7 +513,7 @@ class Runner:
         ns = meta.get("namespace")
         out = []
         for rule, res in self.child_res:
-            for child in self.kube.list(res, ns if self.parent_res.namespaced else None):
+            for child in self._children_of(res, ns if self.parent_res.namespaced else None):
                 cmeta = child["metadata"]
                 ref = controller_ref(child)
                 labels = cmeta.get("labels") or {}
@@ -521,6 +532,12 @@ class Runner:
                     if adopted is not None:
                         out.append((rule, res, adopted))
         return out
+
+    def _children_of(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        listed = self._listed.get((res.group_version, res.plural)) if self.cached_reads else None
+        if listed is None:
+            return self.kube.list(res, namespace)
+        return [o for o in listed if namespace is None or o["metadata"].get("namespace") == namespace]
 
     def _put_owner_refs(self, res: Resource, child: dict[str, Any], refs: list[dict[str, Any]]) -> dict[str, Any] | None:
         obj = copy.deepcopy(child)
@@ -608,7 +625,7 @@ class Runner:
         for rule in self._customize_rules(parent):
             res = self.kube.resource(rule["apiVersion"], rule["resource"])
             group = related.setdefault(group_key(res.kind, rule["apiVersion"]), {})
-            for o in self._related_for_rule(parent, rule):
+            for o in self._related_for_rule(parent, rule, self._related_listed if self.cached_reads else None):
                 group[self._object_key(o, self.cc.customize, parent)] = o
         return related
 
@@ -786,6 +803,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-burst", type=int, default=int(os.environ.get("SANDBOX_METACONTROLLER_BURST", "10")),
                     help="burst of the API client (Metacontroller's --client-go-burst, default 10)")
     ap.add_argument("--stats-file", help="write request counts, syncs and hook calls here every second")
+    ap.add_argument("--cached-reads", action="store_true",
+                    default=os.environ.get("SANDBOX_METACONTROLLER_CACHED_READS", "") not in ("", "0", "false"),
+                    help="read children and related objects from the last poll (like Metacontroller's cache)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     service_urls = dict(s.split("=", 1) for s in args.service_url)
@@ -796,7 +816,8 @@ def main(argv: list[str] | None = None) -> int:
     for cc in controllers:
         while True:
             try:
-                runner = Runner(kube, cc, workers=args.workers, poll_s=args.poll_interval)
+                runner = Runner(kube, cc, workers=args.workers, poll_s=args.poll_interval,
+                                cached_reads=args.cached_reads)
                 break
             except Exception as e:  # CRDs not yet served
                 log.warning("%s: waiting for the parent resource: %s", cc.name, e)

@@ -48,8 +48,14 @@ lint: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not flink and not sandbox"
 
+# BENCH_SANDBOX=1 adds the control plane at scale (bench/sandbox_scale.py: BENCH_SANDBOX_DEPLOYMENTS FlinkDeployments,
+# default 1000, in a sandbox of their own with the Flink REST stub; needs the sandbox's control plane build).
+BENCH_SANDBOX ?=
+BENCH_SANDBOX_DEPLOYMENTS ?= 1000
 bench: setup
 	$(PY) -m bench
+	@if [ -n "$(BENCH_SANDBOX)" ]; then scripts/sandbox/build-control-plane.sh && \
+		$(PY) -m bench sandbox --deployments $(BENCH_SANDBOX_DEPLOYMENTS); fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

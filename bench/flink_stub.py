@@ -1,6 +1,7 @@
 """A stand-in for the Flink REST API of many clusters, on 127.0.0.1: `GET /{namespace}/{name}/jobs/overview`
 answers the overview Flink 1.20 gives for one RUNNING job — the job of deployment `name` (its id derived the way
-bench/workload.py derives it). `FLINK_SYNC_REST_URL_TEMPLATE=http://{name}.localhost:PORT/{namespace}/{name}` points the
+bench/workload.py derives it) — and `GET /{namespace}/{name}/overview` the cluster overview (2 TaskManagers
+registered). `FLINK_SYNC_REST_URL_TEMPLATE=http://{name}.localhost:PORT/{namespace}/{name}` points the
 hooks here. It counts the TCP connections it accepted and the requests it served (`GET /__stats`), which shows
 whether the hooks reuse connections, and closes connections idle for more than --idle-timeout s.
 
@@ -44,6 +45,18 @@ def overview(job_id: str, name: str, start_time: int) -> dict:
                                 "initializing": 0, "failed": 0}}]}
 
 
+# The typical deployment's TaskManagers (parallelism 4, 2 slots each), all registered.
+TASKMANAGERS, SLOTS_PER_TASKMANAGER = 2, 2
+
+
+def cluster_overview() -> dict:
+    """GET /overview as Flink 1.20 answers it: the registered TaskManagers (every steady resync asks, to tell a
+    TaskManager that never registered) and the slots, all taken by the one running job."""
+    return {"taskmanagers": TASKMANAGERS, "slots-total": TASKMANAGERS * SLOTS_PER_TASKMANAGER, "slots-available": 0,
+            "jobs-running": 1, "jobs-finished": 0, "jobs-cancelled": 0, "jobs-failed": 0,
+            "flink-version": "1.20.1", "flink-commit": "b1fe7b4"}
+
+
 def _answer(status: int, body: dict) -> bytes:
     data = json.dumps(body, separators=(",", ":")).encode()
     reason = {200: "OK", 404: "Not Found", 400: "Bad Request"}[status]
@@ -78,6 +91,8 @@ class Stub:
         if len(parts) == 4 and parts[2:] == ["jobs", "overview"]:
             name = parts[1]
             return _answer(200, overview(job_id_for(self.base_job_id, name), name, self.start_time))
+        if len(parts) == 3 and parts[2] == "overview":
+            return _answer(200, cluster_overview())
         return _answer(404, {"errors": [f"Not found: /{'/'.join(parts[2:])}"]})
 
     def close(self, sock: socket.socket) -> None:

@@ -6,7 +6,8 @@
   its last-applied annotation, owner reference, uid, resourceVersion and the Deployment status. Produced by
   driving the pure core through the simulated world of the tests (tests/sim.py, with the in-memory Flink of
   hooks/fake_flink.py) until STABLE, so the status is exactly what our own syncs write. A steady-state sync
-  needs one Flink REST call (GET /jobs/overview); `observation(i)` makes it against the same fake Flink.
+  needs two Flink REST calls (GET /jobs/overview, and GET /overview for the registered TaskManagers since issue 16);
+  `observation(i)` makes them against the same fake Flink.
 
 Deployment `i` differs in name, uid and a config value, so 10,000 of them are 10,000 distinct objects.
 """
@@ -24,6 +25,7 @@ from tests.helpers import SETTINGS
 from tests.metacontroller import CHILD_GROUPS, LAST_APPLIED
 from tests.sim import World
 
+from . import flink_stub
 from .flink_stub import job_id_for as stub_job_id
 
 NAMESPACE = "flink"
@@ -152,11 +154,12 @@ class SteadyTemplate:
         """Deployment i's Flink cluster (hooks/fake_flink.py): its job RUNNING since the recorded start time."""
         cluster = FakeFlink(name_of(i))
         cluster.start_job(job_id_for(self, i)).start_time = self.start_time
+        cluster.taskmanagers = flink_stub.TASKMANAGERS  # as the stub answers GET /overview
         return cluster
 
     def observation(self, i: int = 0) -> FlinkObservation:
         """What the hook learns from Flink on deployment i's steady resync (the hooks' own Flink I/O, against
-        the fake): GET /jobs/overview only."""
+        the fake): GET /jobs/overview and GET /overview (the registered TaskManagers)."""
         request = self.request_for(i)
         observation = flink_io.observe(self.flink(i), plan_observation(request["parent"], request["children"]))
         assert observation is not None, "a STABLE deployment's resync observes its cluster"

@@ -164,6 +164,16 @@ class CurlPool:
 
     def _configure(self, handle: pycurl.Curl, url: str, method: str, body: bytes | None, headers: dict[str, str],
                    connect_timeout: float, total_timeout: float, max_bytes: int, exchange: _Exchange) -> None:
+        # A GET like the handle's last one (same scheme, limits and headers: every steady resync's calls) keeps the
+        # options it has and sets only the URL and this exchange's callbacks; anything else starts from reset().
+        ca_file = ca_bundle() if url.startswith("https://") else None
+        profile = (url[:5], ca_file, connect_timeout, total_timeout, max_bytes, tuple(headers.items()))
+        if method == "GET" and body is None and getattr(handle, "flink_sync_get_profile", None) == profile:
+            handle.setopt(pycurl.URL, url)
+            handle.setopt(pycurl.HEADERFUNCTION, exchange.on_header)
+            handle.setopt(pycurl.WRITEFUNCTION, exchange.on_body)
+            return
+        handle.flink_sync_get_profile = profile if method == "GET" and body is None else None
         # reset() clears every option of the previous exchange but keeps the handle's connection cache.
         handle.reset()
         handle.setopt(pycurl.URL, url)
@@ -175,7 +185,6 @@ class CurlPool:
         handle.setopt(pycurl.TIMEOUT_MS, max(1, int(total_timeout * 1000)))
         handle.setopt(pycurl.MAXFILESIZE_LARGE, max_bytes)  # refuses a larger Content-Length up front
         handle.setopt(pycurl.USERAGENT, self.user_agent)
-        ca_file = ca_bundle() if url.startswith("https://") else None
         if ca_file:
             handle.setopt(pycurl.CAINFO, ca_file)
         # An empty `Expect:` stops curl from waiting for 100 Continue before larger bodies (jar uploads).

@@ -139,15 +139,17 @@ class Pipeline:
         meta = parent["metadata"]
         rest_url = self.settings.rest_url(meta["name"], meta.get("namespace") or "default")
         core_settings = self.core_settings()
-        if not finalizing:
+        # Off (most deployments), the three autoscaler steps below do nothing: its settings are read once to know.
+        autoscaler = not finalizing and autoscaling.settings_of(parent, core_settings.operator_defaults) is not None
+        if autoscaler:
             # The autoscaler's stored overrides are part of the spec the core reconciles (Apache does the same).
             parent = autoscaling.with_stored_overrides(parent, children, core_settings.operator_defaults)
         with _unusable_status("status.flinkSync: unreadable"):
             plan = plan_observation(parent, children)
         flink = self.ports.flink(rest_url)
         observation = flink_io.observe(flink, plan)
-        job_metrics, metrics_error = (None, None) if finalizing else \
-            self._autoscaler_metrics(flink, parent, core_settings)
+        job_metrics, metrics_error = self._autoscaler_metrics(flink, parent, core_settings) if autoscaler else \
+            (None, None)
         session_jobs = [job for job in by_kind(related, "FlinkSessionJob").values()
                         if (job.get("spec") or {}).get("deploymentName") == meta["name"]]
         now = self.ports.clock()
@@ -155,7 +157,7 @@ class Pipeline:
             result = sync_deployment(parent, children, observation, now, core_settings,
                                      finalizing=finalizing, session_jobs=session_jobs,
                                      pods=cluster_pods(related, meta["name"]))
-        if not finalizing:
+        if autoscaler:
             cycle = autoscaling.apply(parent, children, result, job_metrics, metrics_error, now,
                                       core_settings.operator_defaults)
             if cycle is not None and self.on_autoscaler_cycle is not None:

@@ -307,7 +307,8 @@ class Up:
         mc = self.spawn("metacontroller", [sys.executable, "-m", "sandbox.metacontroller", "--kubeconfig",
                                            str(self.state / "kubeconfig"),
                                            *[a for c in controllers for a in ("--controller", c)],
-                                           "--service-url", f"flink-sync-hooks.flink-sync:80=http://{LOCALHOST}:{ports['hooks']}"],
+                                           "--service-url", f"flink-sync-hooks.flink-sync:80=http://{LOCALHOST}:{ports['hooks']}",
+                                           "--stats-file", str(self.state / "metacontroller-stats.json")],
                         env={"PYTHONPATH": str(ROOT)})
         names = [yaml.safe_load(Path(c).read_text())["metadata"]["name"] for c in controllers]
         self.wait("metacontroller stand-in", lambda: all(f"started {name}:" in (self.logs / "metacontroller.log").read_text()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +58,54 @@ class Resource:
         return base
 
 
+class TokenBucket:
+    """client-go's client-side rate limiter (`flowcontrol.NewTokenBucketRateLimiter(qps, burst)`): `burst` tokens,
+    refilled at `qps` per second; a request waits for a token (Metacontroller's API client: 5 qps, burst 10)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self.waited_s = 0.0  # time requests spent waiting for a token, all threads together
+
+    def take(self) -> None:
+        with self._lock:  # one waiter at a time, in order, as client-go's limiter serves them
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            if self._tokens < 1:
+                wait = (1 - self._tokens) / self.qps
+                time.sleep(wait)
+                self.waited_s += wait
+                self._tokens = 1.0
+                self._last = time.monotonic()
+            self._tokens -= 1
+
+
+def _counted_kind(method: str, path: str) -> str:
+    """`VERB resource[/subresource]` of a request path (names and namespaces left out), for the counters."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:]  # drop api/v1 or apis/<group>/<version>
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    resource = parts[0] if parts else "?"
+    sub = f"/{parts[2]}" if len(parts) > 2 else ""
+    verb = {"GET": "LIST" if len(parts) == 1 else "GET"}.get(method, method)
+    return f"{verb} {resource}{sub}"
+
+
 class Kube:
-    def __init__(self, server: str, token: str, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None):
+    """`limiter`, when given, throttles every request but reads (GET): the callers' reads stand in for an informer
+    cache, which costs a real controller no requests. `counts` counts requests by `VERB resource[/sub]`."""
+
+    def __init__(self, server: str, token: str, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None,
+                 limiter: TokenBucket | None = None):
         self.server = server.rstrip("/")
         self.timeout = timeout
+        self.limiter = limiter
+        self.counts: Counter[str] = Counter()
         self._session = requests.Session()
         self._session.trust_env = False  # never a proxy from the environment
         self._session.headers["Authorization"] = f"Bearer {token}"
@@ -68,19 +114,23 @@ class Kube:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_kubeconfig(cls, path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Kube:
+    def from_kubeconfig(cls, path: str | Path, timeout: float = DEFAULT_TIMEOUT,
+                        limiter: TokenBucket | None = None) -> Kube:
         cfg = yaml.safe_load(Path(path).read_text())
         ctx_name = cfg.get("current-context")
         ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
         ca = cluster.get("certificate-authority")
-        return cls(cluster["server"], user["token"], timeout=timeout, ca_file=ca)
+        return cls(cluster["server"], user["token"], timeout=timeout, ca_file=ca, limiter=limiter)
 
     # ------------------------------------------------------------------ raw
     def request(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None,
                 content_type: str = "application/json", timeout: float | None = None) -> Any:
         url = self.server + path
+        if self.limiter is not None and method != "GET":
+            self.limiter.take()
+        self.counts[_counted_kind(method, path)] += 1  # Counter += under the GIL: no update lost in practice
         data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
         resp = self._session.request(method, url, data=data, params=params,
                                      headers={"Content-Type": content_type, "Accept": "application/json"},

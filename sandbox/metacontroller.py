@@ -10,6 +10,14 @@ small Python controller instead. It reads the CompositeController YAML files (me
   `resyncAfterSeconds` (one shot) and the controller's `resyncPeriodSeconds` (every parent);
 * queue (§4.4): `--workers` (default 5) workers; one parent is never synced by two workers at once; a
   failed sync is retried with the client-go default per-item backoff (5 ms doubling, capped at 1000 s);
+* API client (§4.4): Metacontroller's `--client-go-qps` 5 and `--client-go-burst` 10 (`--client-qps`,
+  `--client-burst`; env SANDBOX_METACONTROLLER_QPS / _BURST), a client-go token bucket on every write. Reads are
+  not throttled: the poll and the per-sync reads stand in for Metacontroller's informer cache, which costs it no
+  requests. `--stats-file` writes the client's request counts (by verb and resource), the time writes waited for
+  a token, and the syncs and hook calls of each controller, every second (the benchmark reads it);
+* `--cached-reads` (env SANDBOX_METACONTROLLER_CACHED_READS=1; the benchmark's mode): a sync reads children and
+  related objects from the last poll's lists (at most one poll interval old) instead of listing them, as
+  Metacontroller reads its informer cache; off, every sync lists them (fresh, O(parents) per sync);
 * one sync (§4.5): finalizer `metacontroller.io/compositecontroller-<name>` added first when a finalize hook
   exists; children claimed (owned by the parent's UID, or adopted when an orphan matches the selector);
   customize hook (cached per parent UID + generation, 20 min) fills `related`; the sync hook (or finalize,
@@ -35,6 +43,7 @@ import copy
 import heapq
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -48,7 +57,7 @@ import requests
 import yaml
 
 from .apply import for_create, merge
-from .kube import ApiError, Kube, Resource
+from .kube import ApiError, Kube, Resource, TokenBucket
 
 log = logging.getLogger("sandbox.metacontroller")
 
@@ -82,6 +91,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._timers: list[tuple[float, int, str]] = []
+        self._waiting: dict[str, float] = {}  # key -> when its timer fires (one per key)
         self._seq = 0
         self._failures: dict[str, int] = {}
         self._shutdown = False
@@ -101,9 +111,15 @@ class WorkQueue:
         if delay <= 0:
             self.add(key)
             return
+        ready = time.monotonic() + delay
         with self._cond:
+            # client-go's delaying queue keeps one entry per key: a key already waiting keeps the earlier time.
+            # (Without this, every sync's resyncAfterSeconds would start one more resync chain per parent.)
+            if key in self._waiting and self._waiting[key] <= ready:
+                return
+            self._waiting[key] = ready
             self._seq += 1
-            heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, key))
+            heapq.heappush(self._timers, (ready, self._seq, key))
             self._cond.notify_all()
 
     def add_rate_limited(self, key: str) -> float:
@@ -117,6 +133,11 @@ class WorkQueue:
     def forget(self, key: str) -> None:
         with self._cond:
             self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        """Keys waiting to be synced (not those in progress or waiting for a timer)."""
+        with self._cond:
+            return len(self._queue)
 
     def get(self) -> str | None:
         with self._cond:
@@ -149,7 +170,10 @@ class WorkQueue:
                 now = time.monotonic()
                 due = []
                 while self._timers and self._timers[0][0] <= now:
-                    due.append(heapq.heappop(self._timers)[2])
+                    ready, _, key = heapq.heappop(self._timers)
+                    if self._waiting.get(key) == ready:  # else superseded by an earlier time for the key
+                        del self._waiting[key]
+                        due.append(key)
                 wait = (self._timers[0][0] - now) if self._timers else 1.0
             for key in due:
                 self.add(key)
@@ -304,6 +328,9 @@ class Runner:
     workers: int = 5
     poll_s: float = 1.0
     http: requests.Session = field(default_factory=requests.Session)
+    # Read children and related objects from the last poll's lists instead of listing them on every sync (as
+    # Metacontroller reads its informer cache): for many parents, where a LIST per sync and child resource is O(N).
+    cached_reads: bool = False
 
     def __post_init__(self) -> None:
         self.http.trust_env = False
@@ -314,8 +341,12 @@ class Runner:
         self._seen: dict[str, tuple[Any, ...]] = {}
         self._customize_cache: dict[tuple[str, int], tuple[float, list[dict[str, Any]]]] = {}
         self._cache_lock = threading.Lock()
+        self._listed: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (group/version, plural) -> last poll's list
+        self._related_listed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._stop = threading.Event()
         self.syncs = 0
+        self.hook_calls: dict[str, int] = {}
+        self.hook_seconds = 0.0
         self.controller_obj = {"metadata": copy.deepcopy(self.cc.raw.get("metadata") or {}),
                                "spec": copy.deepcopy(self.cc.raw.get("spec") or {}), "status": {}}
 
@@ -349,7 +380,9 @@ class Runner:
         parents = self.kube.list(self.parent_res)
         children_by_owner: dict[str, list[str]] = {}
         for _, res in self.child_res:
-            for child in self.kube.list(res):
+            listed = self.kube.list(res)
+            self._listed[(res.group_version, res.plural)] = listed
+            for child in listed:
                 ref = controller_ref(child)
                 if ref:
                     children_by_owner.setdefault(ref["uid"], []).append(f"{child['kind']}/{child['metadata']['name']}@{_rv(child)}")
@@ -375,6 +408,7 @@ class Runner:
         if not self.cc.customize:
             return out
         lists: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self._related_listed = lists  # the cache of cached_reads: filled below, replaced by the next poll
         for parent in parents:
             meta = parent["metadata"]
             with self._cache_lock:
@@ -479,7 +513,7 @@ class Runner:
         ns = meta.get("namespace")
         out = []
         for rule, res in self.child_res:
-            for child in self.kube.list(res, ns if self.parent_res.namespaced else None):
+            for child in self._children_of(res, ns if self.parent_res.namespaced else None):
                 cmeta = child["metadata"]
                 ref = controller_ref(child)
                 labels = cmeta.get("labels") or {}
@@ -498,6 +532,12 @@ class Runner:
                     if adopted is not None:
                         out.append((rule, res, adopted))
         return out
+
+    def _children_of(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        listed = self._listed.get((res.group_version, res.plural)) if self.cached_reads else None
+        if listed is None:
+            return self.kube.list(res, namespace)
+        return [o for o in listed if namespace is None or o["metadata"].get("namespace") == namespace]
 
     def _put_owner_refs(self, res: Resource, child: dict[str, Any], refs: list[dict[str, Any]]) -> dict[str, Any] | None:
         obj = copy.deepcopy(child)
@@ -585,18 +625,23 @@ class Runner:
         for rule in self._customize_rules(parent):
             res = self.kube.resource(rule["apiVersion"], rule["resource"])
             group = related.setdefault(group_key(res.kind, rule["apiVersion"]), {})
-            for o in self._related_for_rule(parent, rule):
+            for o in self._related_for_rule(parent, rule, self._related_listed if self.cached_reads else None):
                 group[self._object_key(o, self.cc.customize, parent)] = o
         return related
 
     # -------------------------------------------------------------- hook call
     def _call(self, hook: Hook, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        started = time.monotonic()
         try:
             resp = self.http.post(hook.url, data=data, headers={"Content-Type": "application/json"},
                                   timeout=hook.timeout_s)
         except requests.RequestException as e:
             raise HookFailed(f"http error: Post {hook.url!r}: {e}") from e
+        finally:
+            path = hook.url.split("/", 3)[-1]
+            self.hook_calls[path] = self.hook_calls.get(path, 0) + 1
+            self.hook_seconds += time.monotonic() - started
         if resp.status_code == 429:
             raise RetryAfter(_retry_after(resp.headers.get("Retry-After")))
         if resp.status_code != 200:
@@ -730,24 +775,49 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------------- main
+def write_stats(path: Path, kube: Kube, runners: list[Runner]) -> None:
+    """The API client's request counts and the controllers' syncs and hook calls, replaced atomically."""
+    limiter = kube.limiter
+    stats = {"time": time.time(), "requests": dict(kube.counts),
+             "client": {"qps": limiter.qps, "burst": limiter.burst, "waited_s": round(limiter.waited_s, 3)}
+             if limiter else None,
+             "controllers": {r.cc.name: {"syncs": r.syncs, "hook_calls": dict(r.hook_calls),
+                                         "hook_seconds": round(r.hook_seconds, 3), "queue": len(r.queue)}
+                             for r in runners}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stats, sort_keys=True))
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="A stand-in for Metacontroller's CompositeController (not Metacontroller).")
     ap.add_argument("--kubeconfig", required=True)
     ap.add_argument("--controller", action="append", required=True, help="a CompositeController YAML file")
     ap.add_argument("--service-url", action="append", default=[],
                     help="NAME.NAMESPACE:PORT=http://127.0.0.1:PORT: where a webhook.service is reached")
-    ap.add_argument("--workers", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("SANDBOX_METACONTROLLER_WORKERS", "5")),
+                    help="workers per controller (Metacontroller's --workers, default 5)")
     ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--client-qps", type=float, default=float(os.environ.get("SANDBOX_METACONTROLLER_QPS", "5")),
+                    help="writes per second of the API client (Metacontroller's --client-go-qps, default 5)")
+    ap.add_argument("--client-burst", type=int, default=int(os.environ.get("SANDBOX_METACONTROLLER_BURST", "10")),
+                    help="burst of the API client (Metacontroller's --client-go-burst, default 10)")
+    ap.add_argument("--stats-file", help="write request counts, syncs and hook calls here every second")
+    ap.add_argument("--cached-reads", action="store_true",
+                    default=os.environ.get("SANDBOX_METACONTROLLER_CACHED_READS", "") not in ("", "0", "false"),
+                    help="read children and related objects from the last poll (like Metacontroller's cache)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     service_urls = dict(s.split("=", 1) for s in args.service_url)
-    kube = Kube.from_kubeconfig(args.kubeconfig)
+    limiter = TokenBucket(args.client_qps, args.client_burst) if args.client_qps > 0 else None
+    kube = Kube.from_kubeconfig(args.kubeconfig, limiter=limiter)
     controllers = load_controllers([Path(p) for p in args.controller], service_urls)
     runners = []
     for cc in controllers:
         while True:
             try:
-                runner = Runner(kube, cc, workers=args.workers, poll_s=args.poll_interval)
+                runner = Runner(kube, cc, workers=args.workers, poll_s=args.poll_interval,
+                                cached_reads=args.cached_reads)
                 break
             except Exception as e:  # CRDs not yet served
                 log.warning("%s: waiting for the parent resource: %s", cc.name, e)
@@ -760,7 +830,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(1.0):
-        pass
+        if args.stats_file:
+            write_stats(Path(args.stats_file), kube, runners)
     for r in runners:
         r.stop()
     return 0

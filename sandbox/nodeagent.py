@@ -24,7 +24,10 @@ pod's main container as local processes on 127.0.0.1:
 * containers are restarted per the pod's restartPolicy with the kubelet's back-off (10 s doubling, 5 min cap;
   `--max-restart-backoff` / `SANDBOX_MAX_RESTART_BACKOFF` lowers the cap), shown as `CrashLoopBackOff`;
 * a pod with a deletionTimestamp has its processes stopped (SIGTERM, then SIGKILL after the grace period) and
-  is then deleted with grace period 0, as the kubelet does.
+  is then deleted with grace period 0, as the kubelet does;
+* `--flink-rest-stub` (env SANDBOX_FLINK_REST_STUB=1), for the control-plane benchmark: pods of a Flink image run
+  no process; they are Running and Ready once bound, and the REST proxy answers their clusters' Flink REST calls
+  as one shared stub (sandbox/flinkstub.py).
 
 Services: each Service port gets a TCP port on 127.0.0.1 that forwards to a Ready pod selected by the Service
 (the container port is mapped to the port the pod runner gave that Flink process). The table is written to
@@ -53,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scheduling
+from .flinkstub import STUB_ALLOCATABLE, FlinkRestStub, running_container
 from .kube import ApiError, Kube
 from .podaccess import PodApiAccess, with_env
 
@@ -195,12 +199,15 @@ class PodState:
     generic: list[GenericContainer] = field(default_factory=list)
     pull_failures: int = 0          # failed image pulls (an image with no Flink distribution)
     next_pull: float = 0.0          # when the next pull is attempted (monotonic)
+    stub_version: str | None = None  # --flink-rest-stub: the Flink version this pod's REST stub reports
 
 
 class NodeAgent:
     def __init__(self, kube: Kube, state_dir: Path, node_name: str = NODE_NAME, interval_s: float = 1.0,
-                 max_restart_backoff_s: float = 300.0):
+                 max_restart_backoff_s: float = 300.0, flink_rest_stub: bool = False):
         self.kube = kube
+        self.stub = FlinkRestStub(kube) if flink_rest_stub else None
+        self.allocatable = STUB_ALLOCATABLE if flink_rest_stub else NODE_ALLOCATABLE
         self.state_dir = state_dir
         self.node_name = node_name
         self.interval_s = interval_s
@@ -241,8 +248,8 @@ class NodeAgent:
             return
         now = _now()
         live["status"] = {
-            "capacity": dict(NODE_ALLOCATABLE),
-            "allocatable": dict(NODE_ALLOCATABLE),
+            "capacity": dict(self.allocatable),
+            "allocatable": dict(self.allocatable),
             "addresses": [{"type": "InternalIP", "address": LOCALHOST}, {"type": "Hostname", "address": self.node_name}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "sandbox node agent is posting ready status (a stand-in, not a kubelet)",
@@ -293,6 +300,8 @@ class NodeAgent:
                 for g in state.generic:
                     g.stop(10.0)
                 self.api_access.forget(uid, state.namespace, state.name)
+                if self.stub is not None:
+                    self.stub.forget(uid)
         for pod in pods:
             state = self.pods.get(pod["metadata"]["uid"])
             if state is not None and pod["metadata"].get("deletionTimestamp"):
@@ -314,7 +323,7 @@ class NodeAgent:
 
     def _schedule(self, pod: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         """Bind the pod, or report why it does not fit (the scheduler's PodScheduled=False/Unschedulable)."""
-        reasons = scheduling.misfit(pod, pods, self.node_name, self.node_labels, NODE_ALLOCATABLE)
+        reasons = scheduling.misfit(pod, pods, self.node_name, self.node_labels, self.allocatable)
         if not reasons:
             self._unschedulable.pop(pod["metadata"]["uid"], None)
             self._bind(pod)
@@ -360,6 +369,11 @@ class NodeAgent:
         m = FLINK_IMAGE.search(image)
         key = None
         unsupported = None
+        if m and self.stub is not None:
+            log.info("admitted %s/%s (Flink REST stub)", meta["namespace"], meta["name"])
+            self.pods[meta["uid"]] = PodState(meta["uid"], meta["namespace"], meta["name"], None, pod,
+                                              stub_version=f"{m.group(1)}.{m.group(2)}.0")
+            return
         if m:
             try:
                 version = resolve_version(f"{m.group(1)}.{m.group(2)}")
@@ -445,6 +459,10 @@ class NodeAgent:
                 phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
             elif any(g.proc is not None or g.last_exit for g in state.generic):
                 phase = "Running"
+        elif state.stub_version:
+            image = next((c.get("image", "") for c in containers if c["name"] == main_name), "")
+            statuses.append(running_container(main_name, image, state.started))
+            phase, ready = "Running", True
         elif state.unsupported:
             image = next((c.get("image", "") for c in containers if c["name"] == main_name), "")
             statuses.append({"name": main_name, "ready": False, "started": False, "restartCount": 0,
@@ -582,6 +600,22 @@ class NodeAgent:
                 return LOCALHOST, net.rpc_port
         return None
 
+    def stub_cluster(self, namespace: str, svc: dict[str, Any]) -> tuple[PodState, int] | None:
+        """--flink-rest-stub: the stub JobManager pod a Service selects, and its cluster's stub TaskManagers."""
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        with self.lock:
+            states = [s for s in self.pods.values() if s.namespace == namespace and s.stub_version]
+        labelled = [(s, s.obj["metadata"].get("labels") or {}) for s in states
+                    if not s.obj["metadata"].get("deletionTimestamp")]
+        jobmanager = next((s for s, labels in labelled if selector and all(labels.get(k) == v for k, v in
+                                                                           selector.items())), None)
+        if jobmanager is None:
+            return None
+        app = (jobmanager.obj["metadata"].get("labels") or {}).get("app")
+        taskmanagers = sum(1 for _, labels in labelled if labels.get("app") == app and
+                           labels.get("component") == "taskmanager")
+        return jobmanager, taskmanagers
+
     def _sync_services(self) -> None:
         services = self.kube.list(self.svc_res)
         current = {}
@@ -591,8 +625,9 @@ class NodeAgent:
                 continue
             current[(meta["namespace"], meta["name"])] = svc
         self.service_objs = current
-        wanted = {(ns, name, p["port"]) for (ns, name), svc in current.items()
-                  for p in (svc.get("spec") or {}).get("ports") or []}
+        # stub pods run no process: nothing to forward to (the REST proxy answers for them)
+        wanted = set() if self.stub is not None else {(ns, name, p["port"]) for (ns, name), svc in current.items()
+                                                      for p in (svc.get("spec") or {}).get("ports") or []}
         changed = False
         for key in list(self._forwarders):
             if key not in wanted:
@@ -681,6 +716,9 @@ class NodeAgent:
                 if svc_obj is None:
                     self._reply(503, f"no Service {ns}/{svc}".encode())
                     return
+                if agent.stub is not None:
+                    self._stub(ns, svc_obj, rest)
+                    return
                 ports = (svc_obj.get("spec") or {}).get("ports") or []
                 port = next((p for p in ports if p.get("name") == "rest"), ports[0] if ports else None)
                 target = agent._target(ns, svc, port["port"]) if port else None
@@ -707,9 +745,20 @@ class NodeAgent:
                 except OSError as e:
                     self._reply(502, f"upstream {target}: {e}".encode())
 
-            def _reply(self, code: int, body: bytes) -> None:
+            def _stub(self, ns: str, svc_obj: dict[str, Any], rest: str) -> None:
+                found = agent.stub_cluster(ns, svc_obj)
+                if found is None:
+                    self._reply(503, f"Service {ns}/{svc_obj['metadata']['name']} has no ready endpoint".encode())
+                    return
+                jobmanager, taskmanagers = found
+                assert agent.stub is not None
+                code, answer = agent.stub.answer(rest, jobmanager.obj, jobmanager.stub_version or "", jobmanager.started,
+                                                 taskmanagers)
+                self._reply(code, json.dumps(answer).encode(), "application/json; charset=UTF-8")
+
+            def _reply(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
                 self.send_response(code)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -782,10 +831,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-restart-backoff", type=float,
                     default=float(os.environ.get("SANDBOX_MAX_RESTART_BACKOFF", "300")),
                     help="cap of the CrashLoopBackOff restart delay in seconds (the kubelet's: 300)")
+    ap.add_argument("--flink-rest-stub", action="store_true",
+                    default=os.environ.get("SANDBOX_FLINK_REST_STUB", "") not in ("", "0", "false"),
+                    help="run no process for Flink pods; answer their REST calls from a stub (sandbox/flinkstub.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
     agent = NodeAgent(Kube.from_kubeconfig(args.kubeconfig), Path(args.state_dir), interval_s=args.interval,
-                      max_restart_backoff_s=args.max_restart_backoff)
+                      max_restart_backoff_s=args.max_restart_backoff, flink_rest_stub=args.flink_rest_stub)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop_event.set())
     agent.run()

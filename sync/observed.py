@@ -6,20 +6,20 @@ from typing import Any
 
 def by_kind(children: dict[str, Any] | None, kind: str) -> dict[str, dict[str, Any]]:
     """Objects of one kind keyed by name, whatever the group key version or object key format."""
-    result: dict[str, dict[str, Any]] = {}
-    for group_kind, name, obj in all_objects(children):
-        if group_kind == kind:
-            result[name] = obj
-    return result
+    # only the groups of that kind are read (a sync asks this several times; the other groups are most of the map)
+    return {name: obj for _kind, name, obj in all_objects(children, kind)}
 
 
-def all_objects(children: dict[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, name, object) of every observed object; entries that are not objects are passed over."""
+def all_objects(children: dict[str, Any] | None, only_kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, name, object) of every observed object (of `only_kind`, when given); entries that are not objects
+    are passed over."""
     found: list[tuple[str, str, dict[str, Any]]] = []
     for group_key, objects in (children or {}).items():
         if not isinstance(objects, dict):
             continue
         kind = str(group_key).split(".", 1)[0]
+        if only_kind is not None and kind != only_kind:
+            continue
         for key, obj in objects.items():
             if not isinstance(obj, dict):
                 continue

@@ -87,3 +87,40 @@ def test_queue_never_hands_out_a_key_twice_at_once() -> None:
 def test_retry_after_parsing() -> None:
     from sandbox.metacontroller import _retry_after
     assert _retry_after("7") == 7 and _retry_after(None) == 0 and _retry_after("junk") == 0
+
+
+def test_queue_keeps_one_timer_per_key() -> None:
+    """client-go's delaying queue: a key already waiting keeps the earlier time, so repeated resyncAfterSeconds
+    answers never start parallel resync chains."""
+    q = WorkQueue()
+    q.add_after("k", 0.3)
+    q.add_after("k", 0.3)
+    q.add_after("k", 0.1)  # earlier: replaces the waiting time
+    assert q.get() == "k"
+    q.done("k")
+    time.sleep(0.5)  # the superseded timers have come due by now
+    assert len(q) == 0
+    q.shutdown()
+
+
+def test_api_client_token_bucket_and_counters() -> None:
+    from sandbox.kube import TokenBucket, _counted_kind
+    bucket = TokenBucket(qps=1000, burst=3)
+    for _ in range(3):
+        bucket.take()
+    assert bucket.waited_s == 0  # the burst
+    bucket.take()
+    assert bucket.waited_s > 0  # then one token per 1/qps
+    assert _counted_kind("GET", "/api/v1/namespaces/default/pods") == "LIST pods"
+    assert _counted_kind("PUT", "/apis/flink.apache.org/v1beta1/namespaces/d/flinkdeployments/x/status") == \
+        "PUT flinkdeployments/status"
+    assert _counted_kind("POST", "/apis/apps/v1/namespaces/d/deployments") == "POST deployments"
+
+
+def test_flink_rest_stub_reads_the_job_id_of_either_config_format() -> None:
+    from sandbox.flinkstub import job_id_of
+    assert job_id_of('$internal.pipeline.job-id: "00000001c64eb529abb2721e863d2e07"\n') == \
+        "00000001c64eb529abb2721e863d2e07"
+    assert job_id_of("$internal:\n  pipeline:\n    job-id: 00000001C64EB529ABB2721E863D2E07\n") == \
+        "00000001c64eb529abb2721e863d2e07"
+    assert job_id_of("parallelism.default: 2\n") is None

@@ -18,6 +18,17 @@ KUBE_TIMEOUT = (2.0, 5.0)
 JOB_GRAPH_PREFIXES = ("jobGraph-", "executionPlan-")
 
 
+def kubernetes_api_client() -> Any:
+    """A client of the Kubernetes API with the pod's ServiceAccount in a cluster, else the local kubeconfig. The
+    `kubernetes` package is imported here, at the first call, so the hook server starts without a cluster."""
+    from kubernetes import client, config
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
 class KubeSideEffects:
     """Posts Events and deletes HA ConfigMaps with the `kubernetes` client (in-cluster or kubeconfig)."""
 
@@ -28,12 +39,8 @@ class KubeSideEffects:
 
     def _core(self):  # lazily, so the server starts without a cluster
         if self._api is None:
-            from kubernetes import client, config
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._api = client.CoreV1Api()
+            from kubernetes import client
+            self._api = client.CoreV1Api(kubernetes_api_client())
         return self._api
 
     def emit(self, parent: dict[str, Any], events: list[Event]) -> None:

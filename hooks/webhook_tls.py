@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .kube import kubernetes_api_client
 from .settings import WebhookSettings
 
 log = logging.getLogger("flink_sync.webhook_tls")
@@ -171,12 +172,7 @@ class CertKeeper:
 
     def _client(self) -> Any:
         if self._api_client is None:
-            from kubernetes import client, config
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._api_client = client.ApiClient()
+            self._api_client = kubernetes_api_client()
         return self._api_client
 
     def _core(self) -> Any:

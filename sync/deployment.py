@@ -326,7 +326,8 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
     # The savepoint history as FlinkStateSnapshot children (kubernetes.operator.snapshot.resource.enabled).
     return snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkDeployment", sync.name, sync.namespace),
                                      parent.get("status"), children, sync.config if sync.desired is not None else None,
-                                     now_ms, settings.progress_interval_s)
+                                     now_ms, settings.progress_interval_s,
+                                     checkpoint_asked_at=sync.incoming_records.checkpoint_snapshot_at)
 
 
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:

@@ -305,7 +305,8 @@ def sync_session_job(parent: dict[str, Any], session: dict[str, Any] | None, fli
     # Without the session cluster its part of the configuration is unknown: the snapshots are then kept as they are.
     config = sync.config if sync.desired is not None and session is not None else None
     return snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkSessionJob", sync.name, sync.namespace),
-                                     parent.get("status"), children, config, now_ms, settings.progress_interval_s)
+                                     parent.get("status"), children, config, now_ms, settings.progress_interval_s,
+                                     checkpoint_asked_at=sync.incoming_records.checkpoint_snapshot_at)
 
 
 def submission_failed(status: dict[str, Any], message: str) -> dict[str, Any]:

@@ -43,7 +43,6 @@ from typing import Any
 from . import flinkconf, observed, versions
 from .durations import DurationError, parse_duration
 from .model import SyncResult
-from .records import FlinkSyncRecord
 
 OP = "kubernetes.operator."
 ENABLED_KEY = OP + "snapshot.resource.enabled"
@@ -195,14 +194,12 @@ def checkpoint_resource(job: JobRef, asked_at: int) -> dict[str, Any]:
     }
 
 
-def _checkpoint_children(job: JobRef, old_status: dict[str, Any] | None,
+def _checkpoint_children(job: JobRef, asked_at: int | None,
                          seen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Manual checkpoint resources: the one the incoming status records (until it is observed), and every observed
-    one (MANUAL snapshots are never deleted by the limits)."""
+    """Manual checkpoint resources: the one the incoming status records (`asked_at`, its checkpointSnapshotAt),
+    until it is observed, and every observed one (MANUAL snapshots are never deleted by the limits)."""
     children = [kept_as_is(obj) for obj in seen.values()
                 if ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_TYPE) == "CHECKPOINT"]
-    record = (old_status or {}).get("flinkSync")
-    asked_at = FlinkSyncRecord.from_json(record).checkpoint_snapshot_at if isinstance(record, dict) else None
     if isinstance(asked_at, int) and not isinstance(asked_at, bool):
         child = checkpoint_resource(job, asked_at)
         if child["metadata"]["name"] not in seen:
@@ -243,7 +240,7 @@ def _deleted_by_someone(job: JobRef, history: Iterable[Any], seen: dict[str, dic
 
 def snapshot_children(job: JobRef, old_status: dict[str, Any] | None, status: dict[str, Any],
                       observed_children: dict[str, Any] | None, config: dict[str, str] | None,
-                      now_ms: int) -> tuple[list[dict[str, Any]], bool]:
+                      now_ms: int, *, checkpoint_asked_at: int | None) -> tuple[list[dict[str, Any]], bool]:
     """The snapshot children of this answer, and whether an entry waits to become one (the next sync makes it).
     Edits `status`'s history: the expired entries and those a user deleted leave it. `config` None: the job's
     configuration is unknown this sync (an unreadable spec, a session cluster not found), so the observed
@@ -268,18 +265,20 @@ def snapshot_children(job: JobRef, old_status: dict[str, Any] | None, status: di
             continue
         child = savepoint_resource(job, entry, config)
         children[child["metadata"]["name"]] = child
-    for child in _checkpoint_children(job, old_status, seen):
+    for child in _checkpoint_children(job, checkpoint_asked_at, seen):
         children.setdefault(child["metadata"]["name"], child)
     return list(children.values()), waiting
 
 
 def attach(result: SyncResult, job: JobRef, old_status: dict[str, Any] | None,
            observed_children: dict[str, Any] | None, config: dict[str, str] | None, now_ms: int,
-           progress_s: float) -> SyncResult:
-    """Add the job's snapshot children to a sync's answer (and its history cleanup to the status)."""
+           progress_s: float, *, checkpoint_asked_at: int | None) -> SyncResult:
+    """Add the job's snapshot children to a sync's answer (and its history cleanup to the status).
+    `checkpoint_asked_at`: the incoming records' checkpointSnapshotAt (the sync has read them already)."""
     if not isinstance(result.status, dict) or result.finalized is True:
         return result  # a finalized job has no children: its snapshots go with it (docs/snapshots.md)
-    snapshots, waiting = snapshot_children(job, old_status, result.status, observed_children, config, now_ms)
+    snapshots, waiting = snapshot_children(job, old_status, result.status, observed_children, config, now_ms,
+                                           checkpoint_asked_at=checkpoint_asked_at)
     result.children = list(result.children) + snapshots
     if waiting and (result.resync_after_seconds is None or result.resync_after_seconds > progress_s):
         result.resync_after_seconds = progress_s

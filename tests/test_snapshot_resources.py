@@ -37,7 +37,7 @@ def children_of(history: list[dict], config: dict | None = {}, now: int = 10 * H
                 observed: dict | None = None, incoming: list[dict] | None = None) -> tuple[list[dict], dict, bool]:
     status = status_with(history)
     old = status_with(history if incoming is None else incoming)
-    children, waiting = sr.snapshot_children(JOB, old, status, observed, config, now)
+    children, waiting = sr.snapshot_children(JOB, old, status, observed, config, now, checkpoint_asked_at=None)
     return children, status, waiting
 
 
@@ -90,7 +90,7 @@ def test_an_entry_recorded_in_this_sync_becomes_a_child_on_the_next():
     children, _, waiting = children_of([entry(1), entry(2)], incoming=[entry(1)])
     assert names(children) == ["wc-savepoint-periodic-1"] and waiting
     result = sr.attach(SyncResult(status=status_with([entry(1), entry(2)]), children=[], resync_after_seconds=60),
-                       JOB, status_with([entry(1)]), None, {}, 10 * HOUR, 5.0)
+                       JOB, status_with([entry(1)]), None, {}, 10 * HOUR, 5.0, checkpoint_asked_at=None)
     assert result.resync_after_seconds == 5.0, "the next sync comes soon to create it"
 
 
@@ -147,7 +147,7 @@ def test_with_the_key_off_nothing_is_created_and_existing_ones_are_kept_as_they_
 
 def test_a_finalized_answer_has_no_children():
     result = sr.attach(SyncResult(status=status_with([entry(1)]), children=[], finalized=True), JOB,
-                       status_with([entry(1)]), None, {}, 5, 5.0)
+                       status_with([entry(1)]), None, {}, 5, 5.0, checkpoint_asked_at=None)
     assert result.children == []
 
 

@@ -157,8 +157,15 @@ def read_counter_once(rest: FlinkRest, job_id: str) -> CounterSnapshot | None:
     )
 
 
-def read_counter(rest: FlinkRest, job_id: str, min_last_value: int = 0, timeout_s: float = 30.0) -> CounterSnapshot:
-    """Wait until the job's counter gauge shows ``last_value >= min_last_value``; return it.
+def read_counter(rest: FlinkRest, job_id: str, min_last_value: int = 0, timeout_s: float = 30.0,
+                 min_state_total: int = 0) -> CounterSnapshot:
+    """Wait until the job's counter gauge shows ``last_value >= min_last_value`` and
+    ``state_total >= min_state_total``; return it.
+
+    A restored subtask counts a key's restored count only when it first sees that key again, so
+    just after a restore ``state_total`` covers some keys only, even where ``last_value`` is
+    already past an earlier reading (the snapshot restored from may be newer than that reading).
+    "Keyed state continued" is therefore asked as ``min_state_total=before.state_total + 1``.
 
     Gauges reach REST through the metric fetcher, every ``metrics.fetcher.update-interval``
     (10 s by default; the pod runner lowers it to 1 s), so the first value may take a moment.
@@ -169,9 +176,10 @@ def read_counter(rest: FlinkRest, job_id: str, min_last_value: int = 0, timeout_
         try:
             snap = read_counter_once(rest, job_id)
             last = snap
-            if snap is not None and snap.last_value >= min_last_value:
+            if snap is not None and snap.last_value >= min_last_value and snap.state_total >= min_state_total:
                 return snap
         except (OSError, FlinkRestError, ValueError) as e:
             last = e
         time.sleep(0.3)
-    raise FlinkRestError(f"counter of job {job_id} not at {min_last_value} after {timeout_s}s; last: {last!r}")
+    raise FlinkRestError(f"counter of job {job_id} not at value {min_last_value} and total {min_state_total} after {timeout_s}s; "
+                         f"last: {last!r}")

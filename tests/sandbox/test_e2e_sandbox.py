@@ -160,7 +160,8 @@ def test_savepoint_upgrade_via_patch(sandbox: Sandbox) -> None:
     new_job = st["jobStatus"]["jobId"]
     path = st["jobStatus"]["upgradeSavepointPath"]
     assert same_path(rest.restored_from(new_job), path)
-    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1)
+    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1,
+                         min_state_total=counter_before.state_total + 1)
     assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
 
 
@@ -180,7 +181,8 @@ def upgrade_through_a_fault(sandbox: Sandbox, change: dict[str, Any], fault: Any
     st = status(sandbox)
     new_job = st["jobStatus"]["jobId"]
     assert same_path(rest.restored_from(new_job), st["jobStatus"]["upgradeSavepointPath"])
-    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1)
+    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1,
+                         min_state_total=counter_before.state_total + 1)
     assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
 
 

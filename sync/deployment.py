@@ -14,9 +14,10 @@ leaves out. So every step that depends on a durable record is split across syncs
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from . import flinkconf, json_text, observed, snapshot_resources
+from . import flinkconf, observed, snapshot_resources
 from .diff import DiffType
 from .durations import DurationError, parse_duration
 from .flinkdeployment import cluster, conditions, finalize, health, observe, recovery, savepoints, upgrade
@@ -109,7 +110,7 @@ class DeploymentSync(JobSync):
         text = self.cluster.spec
         if self._parsed_cluster_spec is None or self._parsed_cluster_spec[0] != text:
             # Parsed once per sync (it is asked for several times); callers only read it.
-            self._parsed_cluster_spec = (text, parse_deployment_spec(json_text.loads(text)))
+            self._parsed_cluster_spec = (text, parse_deployment_spec(json.loads(text)))
         return self._parsed_cluster_spec[1]
 
     def _record_annotation(self, record: DeploymentRecord) -> str:

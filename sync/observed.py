@@ -37,13 +37,7 @@ def _status(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def deployment(children: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
-    """`by_kind(children, "Deployment").get(name)` (the last of that name wins, as there), without building the
-    map: a sync asks for the JobManager Deployment several times."""
-    found = None
-    for _kind, seen, obj in all_objects(children, "Deployment"):
-        if seen == name:
-            found = obj
-    return found
+    return by_kind(children, "Deployment").get(name)
 
 
 def is_available(obj: dict[str, Any] | None) -> bool:

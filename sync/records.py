@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from . import json_text
-
 
 def _meaning(text: str, *, required: bool = False, null_written: bool = False) -> Any:
     """A record field: its meaning; `required`: a record without it cannot be continued from; `null_written`:
@@ -157,7 +155,7 @@ class DeploymentRecord(Record):
                    kept_nulls=frozenset() if restore_path is not None else frozenset({"restorePath"}))
 
     def spec_json(self) -> dict[str, Any]:
-        spec: dict[str, Any] = json_text.loads(self.spec)
+        spec: dict[str, Any] = json.loads(self.spec)
         return spec
 
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import json_text
 from .intake import deepest_path
 from .intake import too_deep as nests_too_deep
 
@@ -157,7 +156,7 @@ def deserialize_reconciled(text: str | None) -> tuple[dict[str, Any] | None, boo
     A text that is no spec at all raises ValueError: reading it as "nothing reconciled" would deploy anew."""
     if not text:
         return None, False
-    data = json_text.loads(text)
+    data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("the recorded spec is not a JSON object")
     if "resource_metadata" in data or set(data) <= {"spec", "apiVersion"} and "spec" in data:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import json_text
 from .spec import deserialize_reconciled
 
 TERMINAL_JOB_STATES = {"FINISHED", "CANCELED", "FAILED"}
@@ -27,7 +26,7 @@ def error_message(error: str | None) -> str:
     if not error:
         return ""
     try:
-        data = json_text.loads(error)
+        data = json.loads(error)
         return str(data.get("message", error)) if isinstance(data, dict) else error
     except ValueError:
         return error

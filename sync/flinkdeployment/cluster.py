@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import json_text, kubelimits
+from .. import kubelimits
 from ..intake import StatusUnusable
 from ..records import DeploymentRecord, FlinkSyncRecord, spec_text
 from ..render import ClusterPlan, render_cluster
@@ -42,8 +42,8 @@ def observed_record(jm: dict[str, Any] | None) -> DeploymentRecord | None:
     if not text:
         return None
     try:
-        record = json_text.loads(text)
-        parse_deployment_spec(json_text.loads(record["spec"]))
+        record = json.loads(text)
+        parse_deployment_spec(json.loads(record["spec"]))
         if not isinstance(record.get("seq"), int):
             return None
         return DeploymentRecord.from_json(record)

@@ -10,10 +10,11 @@ TaskManagers still registering) is reported only once it lasted `kubernetes.oper
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from .. import json_text, observed, podhealth
+from .. import observed, podhealth
 from ..durations import DurationError, parse_duration
 from ..podhealth import ClusterView, PodCause
 from ..records import PodCauseRecord
@@ -101,7 +102,7 @@ def _is_our_error(error: Any, reason: str) -> bool:
     if not isinstance(error, str) or ERROR_TYPE not in error:
         return False
     try:
-        data = json_text.loads(error)
+        data = json.loads(error)
     except ValueError:
         return False
     found = (data.get("additionalMetadata") or {}).get("reason") if isinstance(data, dict) else None

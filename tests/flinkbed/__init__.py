@@ -34,6 +34,7 @@ _EXPORTS = {
     "counter_args": "job",
     "read_counter": "job",
     "read_counter_once": "job",
+    "read_counter_past": "job",
     "ClusterNet": "net",
     "ContainerExit": "pods",
     "LaunchPlan": "launch",

@@ -162,10 +162,7 @@ def read_counter(rest: FlinkRest, job_id: str, min_last_value: int = 0, timeout_
     """Wait until the job's counter gauge shows ``last_value >= min_last_value`` and
     ``state_total >= min_state_total``; return it.
 
-    A restored subtask counts a key's restored count only when it first sees that key again, so
-    just after a restore ``state_total`` covers some keys only, even where ``last_value`` is
-    already past an earlier reading (the snapshot restored from may be newer than that reading).
-    "Keyed state continued" is therefore asked as ``min_state_total=before.state_total + 1``.
+    "Keyed state continued" past an earlier reading is ``read_counter_past``.
 
     Gauges reach REST through the metric fetcher, every ``metrics.fetcher.update-interval``
     (10 s by default; the pod runner lowers it to 1 s), so the first value may take a moment.
@@ -181,5 +178,17 @@ def read_counter(rest: FlinkRest, job_id: str, min_last_value: int = 0, timeout_
         except (OSError, FlinkRestError, ValueError) as e:
             last = e
         time.sleep(0.3)
-    raise FlinkRestError(f"counter of job {job_id} not at value {min_last_value} and total {min_state_total} after {timeout_s}s; "
-                         f"last: {last!r}")
+    raise FlinkRestError(f"counter of job {job_id} not at value {min_last_value} and total {min_state_total} "
+                         f"after {timeout_s}s; last: {last!r}")
+
+
+def read_counter_past(rest: FlinkRest, job_id: str, before: CounterSnapshot, timeout_s: float = 30.0) -> CounterSnapshot:
+    """A reading past `before` in both the source's position and the keyed state total.
+
+    A restored subtask counts a key's restored count only when it first sees that key again, so
+    just after a restore ``state_total`` covers some keys only, even where ``last_value`` is
+    already past the earlier reading (the snapshot restored from may be newer than it): both are
+    waited for.
+    """
+    return read_counter(rest, job_id, min_last_value=before.last_value + 1, timeout_s=timeout_s,
+                        min_state_total=before.state_total + 1)

@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 
-from tests.flinkbed import read_counter
+from tests.flinkbed import read_counter, read_counter_past
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import build_counter_jar
 from tests.flinkbed.rest import FlinkRest, same_path
@@ -108,10 +108,11 @@ def test_events_posted_with_the_hooks_service_account(sandbox: Sandbox) -> None:
 def test_no_hot_loop_when_stable(sandbox: Sandbox) -> None:
     """A 60 s window of a STABLE deployment without any write to the parent (status included) or its children.
 
-    Up to three windows are watched: a loop writes in every one of them, while on a loaded machine one window may
-    hold a real change of what the hooks observe (a Flink REST call past its 3 s timeout is reported as the
-    JobManager not ready, and then as ready again: writes that are observations, not a loop). Each window that
-    saw writes is named in the failure with the fields that changed."""
+    Up to three windows are watched, and one quiet window passes: a loop writes in every one of them. On a loaded
+    CI machine one window once held 3 parent writes whose cause was not found (suspected: a Flink REST call past
+    its 3 s timeout, reported as the JobManager not ready and then ready again). The price: steady-state writes
+    rarer than once a minute are no longer caught here. Each window that saw writes is named in the failure with
+    the fields that changed, so the next one shows its cause."""
     assert ready(sandbox)
 
     def versions() -> dict[str, str]:
@@ -182,8 +183,7 @@ def test_savepoint_upgrade_via_patch(sandbox: Sandbox) -> None:
     new_job = st["jobStatus"]["jobId"]
     path = st["jobStatus"]["upgradeSavepointPath"]
     assert same_path(rest.restored_from(new_job), path)
-    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1,
-                         min_state_total=counter_before.state_total + 1)
+    after = read_counter_past(rest, new_job, counter_before)
     assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
 
 
@@ -203,8 +203,7 @@ def upgrade_through_a_fault(sandbox: Sandbox, change: dict[str, Any], fault: Any
     st = status(sandbox)
     new_job = st["jobStatus"]["jobId"]
     assert same_path(rest.restored_from(new_job), st["jobStatus"]["upgradeSavepointPath"])
-    after = read_counter(rest, new_job, min_last_value=counter_before.last_value + 1,
-                         min_state_total=counter_before.state_total + 1)
+    after = read_counter_past(rest, new_job, counter_before)
     assert after.restored_total > 0 and after.state_total > counter_before.state_total, "keyed state continued"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.flinkbed import read_counter
+from tests.flinkbed import read_counter, read_counter_past
 from tests.flinkbed.dist import flink_dist
 from tests.flinkbed.job import CounterSnapshot, build_counter_jar
 from tests.flinkbed.rest import FlinkRest
@@ -72,8 +72,9 @@ class HaCluster:
         return {c["metadata"]["name"]: c for c in json.loads(out)["items"]}
 
     def counter(self, job: str, after: CounterSnapshot | None = None) -> CounterSnapshot:
-        return read_counter(self.rest, job, min_last_value=(after.last_value + 1) if after else 10, timeout_s=90,
-                            min_state_total=(after.state_total + 1) if after else 0)
+        if after is not None:
+            return read_counter_past(self.rest, job, after, timeout_s=90)
+        return read_counter(self.rest, job, min_last_value=10, timeout_s=90)
 
 
 def ha_yaml(name: str, version: str, jar: Path, data: Path, jm_replicas: int) -> str:

@@ -88,6 +88,7 @@ class DeploymentSync(JobSync):
         self.pod_cause: PodCause | None = None
         self._parsed_cluster_spec: tuple[str, FlinkDeploymentSpec] | None = None
         self._annotation: tuple[tuple[Any, ...], str] | None = None
+        self._checked_render = cluster.CheckedRender()  # what the validity check rendered
         cluster.check_records_agree(self)
 
     def _remove_cluster(self) -> DeploymentRecord | None:

@@ -372,3 +372,47 @@ def test_upsert_by_name_replaces_in_place_or_appends() -> None:
     assert podtemplate.upsert_by_name(env, {"name": "C"}) == [*env, {"name": "C"}]
     assert podtemplate.upsert_by_name(None, new) == [new]
     assert env[0] == {"name": "A", "value": "1"}  # the input is not modified
+
+
+class TestOneRenderPerFirstDeployment:
+    """The validity check renders the children a new spec would get; on the first deployment those are the
+    answer's own (same job id, restore path and generation), so the sync renders once and hands them on."""
+
+    def _first_sync(self, monkeypatch, spec):
+        from sync.deployment import sync_deployment
+        from sync.flinkdeployment import cluster
+
+        renders = []
+        real = cluster.render_cluster
+
+        def counted(plan):
+            renders.append(plan)
+            return real(plan)
+
+        monkeypatch.setattr(cluster, "render_cluster", counted)
+        parent = {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+                  "metadata": {"name": "app", "namespace": "ns", "uid": "u-1", "generation": 3}, "spec": spec}
+        return sync_deployment(parent, {}, None, 1_700_000_000_000, SETTINGS), renders, real
+
+    @pytest.mark.parametrize("job", [True, False])
+    def test_rendered_once_and_as_the_record_says(self, monkeypatch, job):
+        spec = spec_of(job=None) if not job else spec_of(
+            flinkConfiguration={"taskmanager.numberOfTaskSlots": "2", "execution.checkpointing.dir": "s3://b/cp",
+                                "execution.checkpointing.savepoint-dir": "s3://b/sp"},
+            job={"jarURI": "local:///opt/flink/usrlib/app.jar", "parallelism": 4, "upgradeMode": "savepoint",
+                 "initialSavepointPath": "s3://b/sp-1"})
+        result, renders, real = self._first_sync(monkeypatch, spec)
+        assert "error" not in result.status
+        assert len(renders) == 1
+        record = json.loads(next(c for c in result.children if c["kind"] == "Deployment"
+                                 and c["metadata"]["name"] == "app")["metadata"]["annotations"]
+                            ["flink-sync.io/cluster-record"])
+        assert renders[0].job_id == record["jobId"] and renders[0].restore_path == record["restorePath"]
+        # the answer is what a fresh render of the recorded plan gives (plus the record on the JobManager)
+        fresh = real(ClusterPlan("app", "ns", parse_deployment_spec(json.loads(record["spec"])), 3,
+                                 record["jobId"], record["restorePath"], SETTINGS.operator_defaults))
+        for child in fresh:
+            if child["kind"] == "Deployment" and child["metadata"]["name"] == "app":
+                child["metadata"].setdefault("annotations", {})["flink-sync.io/cluster-record"] = json.dumps(
+                    record, separators=(",", ":"), sort_keys=True)
+        assert result.children == fresh

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import kubelimits
+from ..ids import derive_id
 from ..intake import StatusUnusable
 from ..records import DeploymentRecord, FlinkSyncRecord, spec_text
 from ..render import ClusterPlan, render_cluster
@@ -71,7 +72,7 @@ def children(s: DeploymentSync) -> list[dict[str, Any]]:
     assert spec is not None
     plan = ClusterPlan(s.name, s.namespace, spec, int(record.generation or 1), record.job_id,
                        record.restore_path, s.settings.operator_defaults)
-    children = render_cluster(plan)
+    children = s._checked_render.children_for(plan)
     for child in children:
         if child["kind"] == "Deployment" and child["metadata"]["name"] == s.name:
             child["metadata"].setdefault("annotations", {})[RECORD_ANNOTATION] = s._record_annotation(record)
@@ -83,13 +84,46 @@ def refused_children(s: DeploymentSync, spec: FlinkDeploymentSpec) -> str | None
     down for it: Metacontroller deletes the old children before it creates new ones."""
     if s.cluster and spec == s._cluster_spec():
         return None  # the children running now (the steady case; the record's spec is parsed once per sync)
-    plan = ClusterPlan(s.name, s.namespace, spec, s.generation, "0" * 32 if spec.job else None, None,
-                       s.settings.operator_defaults)
+    plan = ClusterPlan(s.name, s.namespace, spec, s.generation, *_next_job(s, spec), s.settings.operator_defaults)
     try:
-        problem = kubelimits.children_error(render_cluster(plan))
+        rendered = render_cluster(plan)
+        problem = kubelimits.children_error(rendered)
     except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
         return f"spec: the cluster cannot be rendered from it: {type(exc).__name__}: {exc}"
-    return f"spec: Kubernetes would refuse the cluster's objects: {problem}" if problem else None
+    if problem:
+        return f"spec: Kubernetes would refuse the cluster's objects: {problem}"
+    s._checked_render = CheckedRender(plan, rendered)
+    return None
+
+
+def _next_job(s: DeploymentSync, spec: FlinkDeploymentSpec) -> tuple[str | None, str | None]:
+    """The job id and restore path the check renders with. Before the first deployment they are the ones
+    `upgrade.first_deploy` records, so the check's children are the answer's (rendered once). Later the next job
+    id is not known yet: a stand-in of the same length gives the same verdict."""
+    if spec.job is None:
+        return None, None
+    if s.cluster is None and s.reconciled is None:
+        return first_job_id(s.uid, s.generation), spec.job.initialSavepointPath
+    return "0" * 32, None
+
+
+def first_job_id(uid: str, generation: int) -> str:
+    """The job id of a FlinkDeployment's first deployment (fixed, so a retried sync submits the same job)."""
+    return derive_id(uid, generation, 0)
+
+
+class CheckedRender:
+    """The children the validity check rendered in this sync, handed to the answer when it is rendered from the
+    same plan (the first deployment: one render instead of two). Anything else renders afresh."""
+
+    def __init__(self, plan: ClusterPlan | None = None, children: list[dict[str, Any]] | None = None) -> None:
+        self._plan, self._children = plan, children
+
+    def children_for(self, plan: ClusterPlan) -> list[dict[str, Any]]:
+        if self._children is not None and plan == self._plan:
+            children, self._children = self._children, None  # handed over once: the caller may change them
+            return children
+        return render_cluster(plan)
 
 
 def check_records_agree(s: DeploymentSync) -> None:

@@ -17,7 +17,7 @@ from ..snapshots import OP
 from ..spec import spec_json
 from ..status import TERMINAL_JOB_STATES
 from . import health
-from .cluster import cluster_record, observed_record
+from .cluster import cluster_record, first_job_id, observed_record
 
 if TYPE_CHECKING:
     from ..deployment import DeploymentSync
@@ -28,7 +28,7 @@ def first_deploy(s: DeploymentSync) -> None:
     assert spec is not None
     if spec.job is not None and spec.job.state == "suspended":
         return  # created suspended: nothing is deployed, lifecycle CREATED
-    job_id = derive_id(s.uid, s.generation, 0) if spec.job is not None else None
+    job_id = first_job_id(s.uid, s.generation) if spec.job is not None else None
     restore = spec.job.initialSavepointPath if spec.job is not None else None
     recorded = spec_json(spec)
     if spec.job is not None:

@@ -18,10 +18,13 @@ import json
 from typing import Any
 
 from hooks import flink_io
+from hooks.app import core_fingerprint
 from hooks.fake_flink import FakeFlink
-from sync.deployment import plan_observation
-from sync.model import FlinkObservation
-from tests.helpers import SETTINGS
+from sync import settled
+from sync.defaults import BUILTIN_OPERATOR_DEFAULTS
+from sync.deployment import plan_observation, sync_deployment
+from sync.model import CoreSettings, FlinkObservation
+from sync.records import settled_of
 from tests.metacontroller import CHILD_GROUPS, LAST_APPLIED
 from tests.sim import World
 
@@ -29,6 +32,11 @@ from . import flink_stub
 from .flink_stub import job_id_for as stub_job_id
 
 NAMESPACE = "flink"
+
+# The core's settings as `flink-sync serve` has them with its defaults (no defaults file, no validator plugin):
+# the benchmark's in-process figures and the records in its payloads are those of the server it measures.
+SETTINGS = CoreSettings(operator_defaults=dict(BUILTIN_OPERATOR_DEFAULTS), progress_interval_s=5.0,
+                        stable_interval_s=60.0, memo_key=core_fingerprint())
 
 # A typical application deployment: savepoint upgrades, checkpointing, a little podTemplate.
 TYPICAL_SPEC: dict[str, Any] = {
@@ -137,6 +145,13 @@ class SteadyTemplate:
         self.job_id = parent["status"]["jobStatus"]["jobId"]
         self.start_time = int(parent["status"]["jobStatus"].get("startTime") or 1)
         self.now_ms = world.now_ms
+        # What Metacontroller sends once the deployment settled: the status with the record of its fixed point
+        # (sync/settled.py), which one more resync's answer adds (the one status write of settling).
+        answer = sync_deployment(parent, children, self.observation_of(self.request, 0), self.now_ms, SETTINGS)
+        record = settled_of(answer.status)
+        assert record is not None, "a STABLE deployment's resync is a fixed point the core keeps"
+        self.record_digest = record.digest
+        parent["status"] = answer.status
         self._text = json.dumps(self.request, separators=(",", ":"))
 
     def request_for(self, i: int) -> dict[str, Any]:
@@ -145,10 +160,16 @@ class SteadyTemplate:
     def text_for(self, i: int) -> str:
         if i == 0:
             return self._text
-        return self._text.replace(name_of(0), name_of(i)).replace(
+        text = self._text.replace(name_of(0), name_of(i)).replace(
             new_parent(0)["metadata"]["uid"], new_parent(i)["metadata"]["uid"]).replace(
             self.job_id, job_id_for(self, i)).replace(
             "orders enrichment 0", f"orders enrichment {i}")
+        # deployment i's own record: the digest of its own inputs (the record itself is not one of them)
+        request = json.loads(text)
+        digest = settled.digest(request["parent"], request["children"], self.observation_of(request, i), SETTINGS,
+                                [], [])
+        assert digest is not None
+        return text.replace(self.record_digest, digest)
 
     def flink(self, i: int = 0) -> FakeFlink:
         """Deployment i's Flink cluster (hooks/fake_flink.py): its job RUNNING since the recorded start time."""
@@ -160,7 +181,9 @@ class SteadyTemplate:
     def observation(self, i: int = 0) -> FlinkObservation:
         """What the hook learns from Flink on deployment i's steady resync (the hooks' own Flink I/O, against
         the fake): GET /jobs/overview and GET /overview (the registered TaskManagers)."""
-        request = self.request_for(i)
+        return self.observation_of(self.request_for(i), i)
+
+    def observation_of(self, request: dict[str, Any], i: int) -> FlinkObservation:
         observation = flink_io.observe(self.flink(i), plan_observation(request["parent"], request["children"]))
         assert observation is not None, "a STABLE deployment's resync observes its cluster"
         return observation

@@ -352,10 +352,13 @@ def create_app(settings: Settings | None = None, flink: FlinkFactory | None = No
     ports = server_ports(settings, flink=flink, fetch_jar=jar_fetcher, kube=side_effects, clock=clock,
                          on_rest_call=metrics.on_rest_call)
 
+    # A custom validator's verdict is not the core's code: with one, every resync runs the whole sync.
+    memo_key = "" if validators else core_fingerprint()
+
     def core_settings() -> CoreSettings:
         return CoreSettings(operator_defaults=defaults.current(), validators=validators,
                             progress_interval_s=settings.progress_interval_s,
-                            stable_interval_s=settings.reconcile_interval_s)
+                            stable_interval_s=settings.reconcile_interval_s, memo_key=memo_key)
 
     hooks = _Hooks(settings, metrics, Pipeline(settings, ports, core_settings, plugins.load_listeners(),
                                                on_action=metrics.on_action,
@@ -367,6 +370,26 @@ def create_app(settings: Settings | None = None, flink: FlinkFactory | None = No
     app.extensions["flink_sync"] = {"metrics": metrics, "defaults": defaults, "settings": settings,
                                     "pipeline": hooks.sync}
     return app
+
+
+@functools.lru_cache(maxsize=1)
+def core_fingerprint() -> str:
+    """A hash of the pure core's source (every module of sync/): the `memo_key` that ties a kept answer
+    (sync/settled.py) to the code that computed it, so a new flink-sync never answers from an old one's records.
+    Empty (answers are not kept) when the source cannot be read."""
+    import hashlib
+    from pathlib import Path
+
+    import sync
+
+    digest = hashlib.sha256()
+    try:
+        root = Path(sync.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return ""
+    return "core-" + digest.hexdigest()[:32]
 
 
 def _hook_routes(hooks: _Hooks) -> dict[str, Callable[[Environ], HookAnswer]]:

@@ -12,6 +12,7 @@ HTTP (routes, limits, auth, JSON, metrics endpoints) is hooks/app.py's; what the
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -144,6 +145,8 @@ class Pipeline:
         if autoscaler:
             # The autoscaler's stored overrides are part of the spec the core reconciles (Apache does the same).
             parent = autoscaling.with_stored_overrides(parent, children, core_settings.operator_defaults)
+            # Its cycle (below) changes the answer after the core: the core keeps no answer (sync/settled.py).
+            core_settings = dataclasses.replace(core_settings, memo_key="")
         with _unusable_status("status.flinkSync: unreadable"):
             plan = plan_observation(parent, children)
         flink = self.ports.flink(rest_url)

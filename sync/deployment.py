@@ -14,10 +14,12 @@ leaves out. So every step that depends on a durable record is split across syncs
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
-from . import flinkconf, observed, snapshot_resources
+from . import flinkconf, observed, settled, snapshot_resources
+from .clock import Now
 from .diff import DiffType
 from .durations import DurationError, parse_duration
 from .flinkdeployment import cluster, conditions, finalize, health, observe, recovery, savepoints, upgrade
@@ -27,6 +29,7 @@ from .intake import usable_status
 from .jobsync import JobSync, ReadSpec
 from .model import CoreSettings, FlinkObservation, ObservationPlan, SyncResult
 from .podhealth import PodCause
+from .podtemplate import json_copy
 from .records import DeploymentRecord, FlinkSyncRecord
 from .render import parallelism_and_replicas
 from .snapshots import OP
@@ -321,14 +324,32 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
     labels = (parent.get("metadata") or {}).get("labels") or {}
     if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
         return _canary(parent, finalizing)
-    sync = DeploymentSync(parent, children or {}, flink, now_ms, settings, list(session_jobs or []),
+    # A resync with the inputs of an earlier one that changed nothing gets that answer (sync/settled.py).
+    key = None if finalizing else settled.digest(parent, children, flink, settings, session_jobs, pods)
+    if key is not None:
+        kept = settled.answer(parent, children, key, now_ms)
+        if kept is not None:
+            return kept
+    now = Now.start(now_ms)  # notes every comparison made with the time (sync/clock.py)
+    sync = DeploymentSync(parent, children or {}, flink, now, settings, list(session_jobs or []),
                           list(pods or []))
     result = sync.run(finalizing)
     # The savepoint history as FlinkStateSnapshot children (kubernetes.operator.snapshot.resource.enabled).
-    return snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkDeployment", sync.name, sync.namespace),
-                                     parent.get("status"), children, sync.config if sync.desired is not None else None,
-                                     now_ms, settings.progress_interval_s,
-                                     checkpoint_asked_at=sync.incoming_records.checkpoint_snapshot_at)
+    result = snapshot_resources.attach(result, snapshot_resources.JobRef("FlinkDeployment", sync.name, sync.namespace),
+                                       parent.get("status"), children,
+                                       sync.config if sync.desired is not None else None, now,
+                                       settings.progress_interval_s,
+                                       checkpoint_asked_at=sync.incoming_records.checkpoint_snapshot_at)
+    result = _without_the_clock(result)
+    return settled.keep(parent, children, key, now.window, result) if key is not None else result
+
+
+def _without_the_clock(result: SyncResult) -> SyncResult:
+    """The answer as plain JSON data: where the sync wrote the time (`Now`) it becomes the number it stands for
+    (json_copy copies a `Now` as its plain value)."""
+    result.status = json_copy(result.status)
+    result.actions = [dataclasses.replace(action, params=json_copy(action.params)) for action in result.actions]
+    return result
 
 
 def _canary(parent: dict[str, Any], finalizing: bool) -> SyncResult:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
+from .clock import plain
 from .diff import DiffType, classify
 from .intake import usable_status
 from .model import Action, CoreSettings, Event, FlinkObservation, JobInfo, SyncResult
@@ -150,21 +151,20 @@ class JobSync(PendingOperations):
         self._kind_status()
         self._conditions()
         self._write_records()
+        wake_at = None
         if resync is None:
             resync = self._resync_after()
+            wake_at = self._periodic_due_at() if self._takes_periodic_savepoints() else None
         children = self._children() if finalized is not True else []
         return SyncResult(status=self.status, children=children, actions=self.actions, events=self.events,
-                          resync_after_seconds=resync, finalized=finalized)
+                          resync_after_seconds=resync_toward(resync, wake_at, self.now_ms), finalized=finalized,
+                          resync_base=resync, wake_at_ms=wake_at)
 
     def _resync_after(self) -> float:
-        """Soon while something is in flight, otherwise the reconcile interval; never past the next periodic
-        savepoint."""
+        """Soon while something is in flight, otherwise the reconcile interval (`_result` shortens it to the next
+        periodic savepoint)."""
         busy = self.waiting_progress or self._busy()
-        resync = self._progress_interval() if busy else self._reconcile_interval()
-        due = self._periodic_due_in_ms() if self._takes_periodic_savepoints() else None
-        if due is not None and due > 0:
-            resync = min(resync, max(1.0, due / 1000))
-        return resync
+        return self._progress_interval() if busy else self._reconcile_interval()
 
     # ----------------------------------------------------------------- shared steps
     def _event(self, reason: str, message: str, kind: str = "Normal", component: str = "") -> None:
@@ -283,6 +283,15 @@ class JobSync(PendingOperations):
     @abstractmethod
     def _takes_periodic_savepoints(self) -> bool:
         """Whether the resource runs a job that periodic savepoints apply to."""
+
+
+def resync_toward(resync: float, wake_at_ms: int | None, now_ms: int) -> float:
+    """The resync, never past `wake_at_ms` (a periodic savepoint's due time) while that is still ahead. Reads the
+    time without `sync/clock.py` following it: a kept answer recomputes this itself (sync/settled.py)."""
+    if wake_at_ms is None:
+        return resync
+    remaining = wake_at_ms - plain(now_ms)
+    return min(resync, max(1.0, remaining / 1000)) if remaining > 0 else resync
 
 
 def observe_job_fields(s: JobSync, job: JobInfo, old_state: str | None) -> None:

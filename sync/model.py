@@ -89,6 +89,10 @@ class SyncResult:
     events: list[Event] = field(default_factory=list)
     resync_after_seconds: float | None = None
     finalized: bool | None = None
+    #: How `resync_after_seconds` came about: the interval, shortened to the time left until `wake_at_ms` (a
+    #: periodic savepoint's due time) while that is ahead (`jobsync.resync_toward`). A kept answer recomputes it.
+    resync_base: float | None = None
+    wake_at_ms: int | None = None
 
     def response(self, finalizing: bool) -> dict[str, Any]:
         """The Metacontroller response body: only keys Metacontroller knows."""
@@ -107,3 +111,6 @@ class CoreSettings:
     validators: tuple[Any, ...] = ()
     progress_interval_s: float = 5.0
     stable_interval_s: float = 60.0
+    #: Names the core's code (and anything else outside these fields its answers depend on); a resync that would
+    #: change nothing is answered from its record only when this is set (sync/settled.py). Empty: never.
+    memo_key: str = ""

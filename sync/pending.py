@@ -62,8 +62,8 @@ class PendingOperations(ABC):
                                        "formatType": _opt(self.config, "savepoint.format.type", "CANONICAL")})
         self.waiting_progress = True
 
-    def _periodic_due_in_ms(self) -> int | None:
-        return snapshots.periodic_due_in_ms(self.config, self._job_status(), self.now_ms)
+    def _periodic_due_at(self) -> int | None:
+        return snapshots.periodic_due_at(self.config, self._job_status())
 
     def _set_records(self, **changes: Any) -> None:
         """Change fields of `status.flinkSync` (None: the field goes)."""
@@ -272,10 +272,10 @@ class PendingOperations(ABC):
         if nonce is not None and nonce != self._reconciled_job().get("savepointTriggerNonce"):
             self._start_savepoint(job_id, "MANUAL", nonce, nonce)
             return True
-        due = self._periodic_due_in_ms()
-        if due is not None and due <= 0:
+        due_at = self._periodic_due_at()
+        if due_at is not None and self.now_ms >= due_at:
             # Keyed by the due time, so a retried sync asks for the same savepoint.
-            self._start_savepoint(job_id, "PERIODIC", None, self.now_ms + due)
+            self._start_savepoint(job_id, "PERIODIC", None, due_at)
             return True
         return False
 

@@ -214,6 +214,17 @@ class PodCauseRecord(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SettledRecord(Record):
+    """A kept answer (sync/settled.py): a resync with these inputs, inside this window, changes nothing."""
+    digest: str = _meaning("SHA-256 of every input of the sync but the time (the record itself left out)",
+                           required=True)
+    since: int | None = _meaning("the answer holds from this time on (ms; absent: from any time)")
+    until: int | None = _meaning("the answer holds until this time (ms, not included; absent: with no end)")
+    resync_ms: int | None = _meaning("the answer's resync interval (ms), before it is shortened to wakeAt")
+    wake_at: int | None = _meaning("the next periodic savepoint's due time (ms): the resync never passes it")
+
+
+@dataclass(frozen=True, kw_only=True)
 class FlinkSyncRecord(Record):
     """`status.flinkSync` as a whole. An empty one is not written (`to_json` returns {})."""
     cluster: DeploymentRecord | None = _meaning(
@@ -250,6 +261,8 @@ class FlinkSyncRecord(Record):
     checkpoint_snapshot_at: int | None = _meaning(
         "when the newest checkpointTriggerNonce asked for a checkpoint resource (ms); the resource "
         "`<name>-checkpoint-manual-<ms>` is created once this is durable")
+    settled: SettledRecord | None = _meaning(
+        "a resync with the same inputs changes nothing: its answer is kept (the whole sync does not run)")
 
 
 def table(cls: type[Record]) -> dict[str, tuple[Any, str]]:
@@ -280,12 +293,43 @@ class SnapshotSyncRecord(Record):
     retry_at: int | None = _meaning("after a failure: the next attempt is not made before this time (ms)")
 
 
+def settled_of(status: Any) -> SettledRecord | None:
+    """The kept answer's record of an incoming status, read before `sync/intake.py` has checked it: None when
+    it is absent or not a record this version reads (then the whole sync runs, and intake has its say)."""
+    records = status.get("flinkSync") if isinstance(status, dict) else None
+    raw = records.get("settled") if isinstance(records, dict) else None
+    if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str):
+        return None
+    for slot in _slots(SettledRecord):
+        value = raw.get(slot.key)
+        if slot.key != "digest" and value is not None and (type(value) is not int):
+            return None
+    return SettledRecord.from_json(raw)
+
+
+def without_settled(status: dict[str, Any]) -> dict[str, Any]:
+    """The status without the kept answer's record (what the record is a record of)."""
+    records = status.get("flinkSync")
+    if not isinstance(records, dict) or "settled" not in records:
+        return status
+    return {**status, "flinkSync": {key: value for key, value in records.items() if key != "settled"}}
+
+
+def with_settled(status: dict[str, Any], record: SettledRecord) -> dict[str, Any]:
+    """The status with this kept answer's record (in place of an older one)."""
+    records = status.get("flinkSync")
+    return {**status, "flinkSync": {**(records if isinstance(records, dict) else {}), "settled": record.to_json()}}
+
+
 DEPLOYMENT_RECORD = table(DeploymentRecord)
 PENDING_RECORD = table(PendingRecord)
 POD_CAUSE_RECORD = table(PodCauseRecord)
+SETTLED_RECORD = table(SettledRecord)
 FLINK_SYNC_FIELDS = table(FlinkSyncRecord)
 SNAPSHOT_SYNC_FIELDS = table(SnapshotSyncRecord)
 
-__all__ = ["DEPLOYMENT_RECORD", "FLINK_SYNC_FIELDS", "PENDING_RECORD", "POD_CAUSE_RECORD", "SNAPSHOT_SYNC_FIELDS",
-           "DeploymentRecord", "FlinkSyncRecord", "PendingRecord", "PodCauseRecord", "Record", "SnapshotSyncRecord",
-           "required_keys", "spec_text", "table", "types_of"]
+__all__ = ["DEPLOYMENT_RECORD", "FLINK_SYNC_FIELDS", "PENDING_RECORD", "POD_CAUSE_RECORD", "SETTLED_RECORD",
+           "SNAPSHOT_SYNC_FIELDS",
+           "DeploymentRecord", "FlinkSyncRecord", "PendingRecord", "PodCauseRecord", "Record", "SettledRecord",
+           "SnapshotSyncRecord", "required_keys", "settled_of", "spec_text", "table", "types_of", "with_settled",
+           "without_settled"]

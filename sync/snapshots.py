@@ -81,15 +81,14 @@ def add_savepoint(info: dict[str, Any], config: dict[str, str], now_ms: int, loc
             for e in removed + aged if dispose and e.get("location")]
 
 
-def periodic_due_in_ms(config: dict[str, str], job_status: dict[str, Any], now_ms: int) -> int | None:
-    """Milliseconds until the next periodic savepoint (<= 0: due now), or None when periodic savepoints are off.
-    The interval is a duration or a Quartz cron expression (sync/schedule.py), counted from the later of the
-    last periodic savepoint and the job's start."""
+def periodic_due_at(config: dict[str, str], job_status: dict[str, Any]) -> int | None:
+    """When (epoch ms) the next periodic savepoint is due, or None when periodic savepoints are off. The interval
+    is a duration or a Quartz cron expression (sync/schedule.py), counted from the later of the last periodic
+    savepoint and the job's start."""
     try:
         schedule = parse_schedule(config.get(OP + "periodic.savepoint.interval"))
     except ScheduleError:
         return None  # validation reports it
     info = job_status.get("savepointInfo") or {}
     last = max(int(info.get("lastPeriodicSavepointTimestamp") or 0), int(job_status.get("startTime") or 0))
-    due = schedule.next_after(last)
-    return None if due is None else due - now_ms
+    return schedule.next_after(last)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .spec import deserialize_reconciled
@@ -72,11 +73,15 @@ def _failed(status: dict[str, Any], error: str, is_deployment: bool) -> bool:
 
 
 def set_condition(conditions: list[dict[str, Any]], ctype: str, value: bool, reason: str, message: str,
-                  now_iso: str, generation: int) -> list[dict[str, Any]]:
-    """Upsert a condition; `lastTransitionTime` moves only when the status flips (no hot loops)."""
+                  now_iso: str | Callable[[], str], generation: int) -> list[dict[str, Any]]:
+    """Upsert a condition; `lastTransitionTime` moves only when the status flips (no hot loops). `now_iso` may be
+    a function, called only on a flip (a sync that flips nothing does not read the time: sync/clock.py)."""
     text = "True" if value else "False"
     previous = next((c for c in conditions if c.get("type") == ctype), None)
-    transition = previous.get("lastTransitionTime") if previous and previous.get("status") == text else now_iso
+    if previous and previous.get("status") == text:
+        transition = previous.get("lastTransitionTime")
+    else:
+        transition = now_iso() if callable(now_iso) else now_iso
     new = {"type": ctype, "status": text, "reason": reason, "message": message,
            "lastTransitionTime": transition, "observedGeneration": generation}
     others = [c for c in conditions if c.get("type") != ctype]

@@ -13,6 +13,7 @@ from sync.records import (
     FLINK_SYNC_FIELDS,
     PENDING_RECORD,
     POD_CAUSE_RECORD,
+    SETTLED_RECORD,
     SNAPSHOT_SYNC_FIELDS,
     DeploymentRecord,
     FlinkSyncRecord,
@@ -38,14 +39,14 @@ def _kind(kind: object) -> str:
     names = {str: "string", int: "integer", bool: "boolean"}
     if isinstance(kind, dict):
         nested = {"deployment record": DEPLOYMENT_RECORD, "pending record": PENDING_RECORD,
-                  "pod cause record": POD_CAUSE_RECORD}
+                  "pod cause record": POD_CAUSE_RECORD, "kept answer record": SETTLED_RECORD}
         return next(name for name, table in nested.items() if table == kind)
     return names[kind]  # type: ignore[index]
 
 
 def test_every_record_field_is_documented_with_its_type_and_meaning_and_nothing_else():
     expected = [[(key, _kind(kind), meaning) for key, (kind, meaning) in table.items()]
-                for table in (FLINK_SYNC_FIELDS, DEPLOYMENT_RECORD, PENDING_RECORD, POD_CAUSE_RECORD)]
+                for table in (FLINK_SYNC_FIELDS, DEPLOYMENT_RECORD, PENDING_RECORD, POD_CAUSE_RECORD, SETTLED_RECORD)]
     assert documented_tables() == expected
 
 

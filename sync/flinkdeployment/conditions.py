@@ -1,6 +1,7 @@
 """Conditions: Running, Ready, Progressing and Degraded, from the lifecycle state and the observation."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,7 @@ def _degraded(s: DeploymentSync, v: _View) -> tuple[bool, str, str]:
 
 def conditions(s: DeploymentSync) -> None:
     """Running, Ready, Progressing and Degraded, each moving its lastTransitionTime only when it flips."""
-    now, generation = iso(s.now_ms), s.generation
+    now, generation = functools.partial(iso, s.now_ms), s.generation
     v = _view(s)
     found = list(s.status.get("conditions") or [])
     value, reason, message = _running(v)

@@ -263,9 +263,12 @@ class _Hooks:
             finalizing = finalize or req.finalizing
             with _refused():
                 result = self.sync.sync_deployment(parent, req.children, req.related, finalizing)
+            if result.kept:
+                self.metrics.on_kept_answer()
             return (result.response(finalizing), parent,
                     {"children": len(result.children), "actions": [a.kind for a in result.actions],
-                     "lifecycle": result.status.get("lifecycleState"), "quiet": _quiet(parent, result)})
+                     "lifecycle": result.status.get("lifecycleState"), "kept": result.kept,
+                     "quiet": _quiet(parent, result)})
         return self.handle("finalize_flinkdeployment" if finalize else "sync_flinkdeployment", run)
 
     def snapshot(self, environ: Environ, finalize: bool) -> HookAnswer:

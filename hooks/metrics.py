@@ -73,6 +73,9 @@ class Metrics:
                                       registry=self.registry)
         self.actions = Counter("flink_sync_actions_total", "Actions carried out", ["kind", "outcome"],
                                registry=self.registry)
+        self.kept = Counter("flink_sync_kept_answers_total",
+                            "FlinkDeployment resyncs answered from the record of an unchanged earlier one",
+                            registry=self.registry)
         self.admission = Counter("flink_sync_admission_reviews_total", "Admission reviews answered",
                                  ["kind", "allowed"], registry=self.registry)
         self.autoscaler = AutoscalerMetrics(self.registry)
@@ -95,6 +98,9 @@ class Metrics:
     def on_rest_call(self, endpoint: str, seconds: float, outcome: str) -> None:
         self._child(self.rest_calls, endpoint, outcome).inc()
         self._child(self.rest_latency, endpoint).observe(seconds)
+
+    def on_kept_answer(self) -> None:
+        self.kept.inc()
 
     def on_action(self, kind: str, ok: bool) -> None:
         self._child(self.actions, kind, "ok" if ok else "failed").inc()

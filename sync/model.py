@@ -93,6 +93,8 @@ class SyncResult:
     #: periodic savepoint's due time) while that is ahead (`jobsync.resync_toward`). A kept answer recomputes it.
     resync_base: float | None = None
     wake_at_ms: int | None = None
+    #: Answered from the record of an earlier sync with the same inputs (sync/settled.py), not by the whole sync.
+    kept: bool = False
 
     def response(self, finalizing: bool) -> dict[str, Any]:
         """The Metacontroller response body: only keys Metacontroller knows."""

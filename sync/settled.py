@@ -83,7 +83,7 @@ def answer(parent: dict[str, Any], children: dict[str, Any] | None, key: str, no
     resync = record.resync_ms / 1000
     return SyncResult(status=dict(parent["status"]), children=applied,
                       resync_after_seconds=resync_toward(resync, record.wake_at, now_ms), resync_base=resync,
-                      wake_at_ms=record.wake_at)
+                      wake_at_ms=record.wake_at, kept=True)
 
 
 def _last_applied(children: dict[str, Any] | None) -> list[dict[str, Any]] | None:

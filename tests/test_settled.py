@@ -25,6 +25,7 @@ from sync.records import without_settled
 from .helpers import SETTINGS
 from .metacontroller import LAST_APPLIED
 from .sim import World
+from .test_failures_status import jm_pod, tm_pod
 from .test_state_machine import BASE
 
 KEPT = dataclasses.replace(SETTINGS, memo_key="test-core")
@@ -221,12 +222,28 @@ def test_a_periodic_savepoint_is_due_at_the_end_of_the_window():
     assert SettledWorld.hits - hits >= 10
 
 
+def test_a_pod_cause_is_reported_when_it_outlasts_the_readiness_timeout():
+    """The readiness timeout (5 min) is a comparison with the time: records hold until it, and not past it."""
+    w = _settled_world()
+    for _ in range(3):
+        w.tick()
+        w.sync()
+    w.pods = [jm_pod(ready=True), tm_pod(scheduled="0/1 nodes are available: 1 Insufficient cpu.")]
+    reported_at = None
+    for step in range(30):
+        w.now_ms += 20_000
+        result = w.sync()
+        if any(e.reason == "Unschedulable" for e in result.events):
+            reported_at = step
+    assert reported_at is not None and 13 <= reported_at <= 16, reported_at  # 5 min of 20 s steps
+
+
 OPS = st.sampled_from(["parallelism", "suspend", "resume", "restart", "savepoint_nonce", "image", "invalid",
                        "flink_down", "flink_up", "lose_writes", "keep_writes", "forget_triggers", "tick", "tick",
-                       "wait", "wait", "wait"])
+                       "wait", "wait", "wait", "unschedulable", "healthy_pods"])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(["savepoint", "last-state", "stateless"]), ops=st.lists(OPS, min_size=1, max_size=20),
        waits=st.lists(st.integers(1, 600_000), min_size=20, max_size=20),
        periodic=st.sampled_from([None, "2 min", "*/30 * * * * ?"]))
@@ -264,6 +281,10 @@ def test_kept_answers_are_the_whole_syncs_answers(mode, ops, waits, periodic):
             w.cluster.triggers.clear()
         elif op == "wait":
             w.now_ms += waits[index]
+        elif op == "unschedulable":
+            w.pods = [jm_pod(ready=True), tm_pod(scheduled="0/1 nodes are available: 1 Insufficient cpu.")]
+        elif op == "healthy_pods":
+            w.pods = [jm_pod(ready=True), tm_pod(ready=True)]
         w.tick()
         w.sync()
         w.tick()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +79,15 @@ def process_cpu(state: Path) -> dict[str, float]:
     return out
 
 
+def kept_answers(state: Path) -> float:
+    """The hook server's flink_sync_kept_answers_total: resyncs answered from a kept record (sync/settled.py)."""
+    port = json.loads((state / "ports.json").read_text())["hooks"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("flink_sync_kept_answers_total"))
+
+
 def stand_in_stats(state: Path) -> dict[str, Any]:
     path = state / "metacontroller-stats.json"
     for _ in range(20):
@@ -112,13 +122,17 @@ def diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 def snapshot(kube: Kube, state: Path) -> dict[str, Any]:
     stats = stand_in_stats(state)
     return {"time": time.time(), "stand_in": stats, "apiserver_writes": dict(apiserver_writes(kube)),
-            "cpu": process_cpu(state)}
+            "cpu": process_cpu(state), "kept_answers": kept_answers(state)}
 
 
 def lifecycle_counts(kube: Kube) -> Counter[str]:
+    """Deployments by lifecycle state, and (`kept`) how many carry the record of their fixed point
+    (status.flinkSync.settled: their resyncs are answered from it; written by the first resync after settling)."""
     res = kube.resource("flink.apache.org/v1beta1", "flinkdeployments")
     items = kube.list(res, NAMESPACE, label_selector="bench=sandbox-scale")
-    return Counter(((i.get("status") or {}).get("lifecycleState") or "none") for i in items)
+    counts = Counter(((i.get("status") or {}).get("lifecycleState") or "none") for i in items)
+    counts["kept"] = sum(1 for i in items if ((i.get("status") or {}).get("flinkSync") or {}).get("settled"))
+    return counts
 
 
 def create_all(kube: Kube, n: int) -> float:
@@ -152,6 +166,7 @@ def phase(before: dict[str, Any], after: dict[str, Any], parents: int) -> dict[s
     hook_calls = diff(ctrl_after.get("hook_calls", {}), ctrl_before.get("hook_calls", {}))
     seconds = after["time"] - before["time"]
     return {"seconds": round(seconds, 1), "syncs": syncs, "hook_calls": hook_calls,
+            "kept_answers": int(after["kept_answers"] - before["kept_answers"]),
             "hook_seconds": round(ctrl_after.get("hook_seconds", 0) - ctrl_before.get("hook_seconds", 0), 2),
             "stand_in_writes": writes, "stand_in_reads": reads,
             "stand_in_writes_total": sum(writes.values()), "stand_in_reads_total": sum(reads.values()),
@@ -189,7 +204,9 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
         report["progress"] = wait_stable(kube, n, start["time"], timeout_s, state)
         settled = snapshot(kube, state)
         report["settle"] = phase(start, settled, n)
-        log(f"all {n} STABLE after {report['settle']['seconds']} s; steady window of {steady_s:.0f} s")
+        report["all_stable_s"] = next(p["s"] for p in report["progress"] if p.get("STABLE", 0) >= n)
+        log(f"all {n} STABLE after {report['all_stable_s']} s, and all with their record after "
+            f"{report['settle']['seconds']} s; steady window of {steady_s:.0f} s")
         time.sleep(steady_s)
         steady = snapshot(kube, state)
         report["steady"] = phase(settled, steady, n)
@@ -208,15 +225,16 @@ def run(n: int, steady_s: float, timeout_s: float, qps: float, burst: int, worke
 
 def wait_stable(kube: Kube, n: int, since: float, timeout_s: float, state: Path,
                 stall_s: float = 600.0) -> list[dict[str, Any]]:
-    """Poll the lifecycle states every 5 s until all n are STABLE; the progress is kept (time → counts). Stops
-    early when the counts have not moved for `stall_s`, with what the stand-in keeps failing at."""
+    """Poll the lifecycle states every 5 s until all n are STABLE and carry their record (`kept`); the progress
+    is kept (time → counts). Stops early when the counts have not moved for `stall_s`, with what the stand-in
+    keeps failing at."""
     progress = []
     deadline = time.monotonic() + timeout_s
     last_change, last_counts = time.monotonic(), None
     while True:
         counts = lifecycle_counts(kube)
         progress.append({"s": round(time.time() - since, 1), **counts})
-        if counts.get("STABLE", 0) >= n:
+        if counts.get("STABLE", 0) >= n and counts.get("kept", 0) >= n:
             return progress
         if counts != last_counts:
             last_change, last_counts = time.monotonic(), counts
@@ -251,7 +269,8 @@ def table(r: dict[str, Any]) -> str:
         f"Flink REST stub); Metacontroller stand-in {mc['workers']} workers, API client {mc['qps']:g} qps burst "
         f"{mc['burst']}; hooks 2 workers x 4 threads; load average at start {r['loadavg_at_start'][0]:.2f}",
         f"created (8 client threads, admission webhook on)         {r['create_s']:.0f} s",
-        f"until all STABLE (from the first create)                  {s['seconds']:.0f} s",
+        f"until all STABLE (from the first create)                  {r.get('all_stable_s', s['seconds']):.0f} s",
+        f"  until all also carry their kept record (one status write) {s['seconds']:.0f} s",
         f"syncs / hook calls while settling                         {s['syncs']} / "
         + ", ".join(f"{k} {v}" for k, v in s["hook_calls"].items()),
         f"stand-in writes while settling: total, per parent          {s['stand_in_writes_total']}, "
@@ -260,6 +279,7 @@ def table(r: dict[str, Any]) -> str:
         f"stand-in reads while settling (stand in for its cache)    {s['stand_in_reads_total']}",
         f"all clients' writes while settling (API server)           {sum(s['apiserver_writes'].values())}",
         f"steady window: seconds, syncs                             {st['seconds']:.0f} s, {st['syncs']}",
+        f"  answered from a kept record (sync/settled.py)            {st.get('kept_answers', 0)}",
         f"stand-in writes in the steady window                      {st['stand_in_writes_total']} "
         f"({st['stand_in_writes_per_sync']} per sync)" + (f" {st['stand_in_writes']}" if st["stand_in_writes"] else ""),
         f"all clients' writes in the steady window (API server)     {sum(st['apiserver_writes'].values())}"

@@ -128,6 +128,11 @@ class World:
         observation = self._observe()
         result = sync_deployment(copy.deepcopy(self.parent), self.request_children(), observation, self.now_ms,
                                  SETTINGS, finalizing=finalizing, pods=copy.deepcopy(self.pods))
+        return self.apply(result)
+
+    def apply(self, result: SyncResult) -> SyncResult:
+        """What follows a sync: the hooks carry out its actions, Metacontroller applies its children and writes
+        its status (unless status writes are being lost), the kubelet starts what the children ask for."""
         flink_io.execute(self.flink(), result.actions)
         self.children = {(c["kind"], c["metadata"]["name"]): c for c in result.children}
         if not self.lose_status_writes:

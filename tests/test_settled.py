@@ -27,6 +27,7 @@ from .metacontroller import LAST_APPLIED
 from .sim import World
 from .test_failures_status import jm_pod, tm_pod
 from .test_state_machine import BASE
+from .test_state_machine_properties import apply_op
 
 KEPT = dataclasses.replace(SETTINGS, memo_key="test-core")
 
@@ -124,17 +125,7 @@ class SettledWorld(World):
             "an answer holds a Now (sync/clock.py) instead of a number"
         SettledWorld.syncs += 1
         SettledWorld.hits += hit
-        # go on with the kept answer, as the server would
-        from hooks import flink_io
-        flink_io.execute(self.flink(), kept.actions)
-        self.children = {(c["kind"], c["metadata"]["name"]): c for c in kept.children}
-        if not self.lose_status_writes:
-            status = copy.deepcopy(kept.status)
-            status["observedGeneration"] = self.parent["metadata"]["generation"]
-            self.parent["status"] = status
-        self._kubelet()
-        self.history.append(kept)
-        return kept
+        return self.apply(kept)  # the world goes on with the kept answer, as the server's would
 
 
 def _holds_the_clock(value: Any) -> bool:
@@ -255,31 +246,8 @@ def test_kept_answers_are_the_whole_syncs_answers(mode, ops, waits, periodic):
     w = SettledWorld(parent)
     w.run_until(lambda w: w.lifecycle() == "STABLE")
     for index, op in enumerate(ops):
-        if op == "parallelism":
-            w.edit(lambda s, index=index: s["job"].update(parallelism=1 + index % 4))
-        elif op == "suspend":
-            w.edit(lambda s: s["job"].update(state="suspended"))
-        elif op == "resume":
-            w.edit(lambda s: s["job"].update(state="running"))
-        elif op == "restart":
-            w.edit(lambda s, index=index: s.update(restartNonce=index))
-        elif op == "savepoint_nonce":
-            w.edit(lambda s, index=index: s["job"].update(savepointTriggerNonce=index))
-        elif op == "image":
-            w.edit(lambda s, index=index: s.update(image=f"flink:1.20.{index}"))
-        elif op == "invalid":
-            w.edit(lambda s: s["job"].update(parallelism=0))
-        elif op == "flink_down":
-            w.flink_down = True
-        elif op == "flink_up":
-            w.flink_down = False
-        elif op == "lose_writes":
-            w.lose_status_writes = True
-        elif op == "keep_writes":
-            w.lose_status_writes = False
-        elif op == "forget_triggers" and w.cluster is not None:
-            w.cluster.triggers.clear()
-        elif op == "wait":
+        apply_op(w, op, index, 1 + index % 4)
+        if op == "wait":
             w.now_ms += waits[index]
         elif op == "unschedulable":
             w.pods = [jm_pod(ready=True), tm_pod(scheduled="0/1 nodes are available: 1 Insufficient cpu.")]

@@ -20,6 +20,27 @@ OPS = st.sampled_from(["parallelism", "suspend", "resume", "restart", "savepoint
                        "flink_down", "flink_up", "lose_writes", "keep_writes", "forget_triggers", "tick", "tick"])
 
 
+def apply_op(w: World, op: str, index: int, parallelism: int) -> None:
+    """One generated operation on the world: an edit of the spec (a new generation) or a fault; others do
+    nothing here. `index` makes each nonce, restart and image new."""
+    edits = {"parallelism": lambda s: s["job"].update(parallelism=parallelism),
+             "suspend": lambda s: s["job"].update(state="suspended"),
+             "resume": lambda s: s["job"].update(state="running"),
+             "restart": lambda s: s.update(restartNonce=index),
+             "savepoint_nonce": lambda s: s["job"].update(savepointTriggerNonce=index + 1),
+             "image": lambda s: s.update(image=f"flink:1.20.{index}"),
+             "invalid": lambda s: s["job"].update(parallelism=0)}
+    faults = {"flink_down": ("flink_down", True), "flink_up": ("flink_down", False),
+              "lose_writes": ("lose_status_writes", True), "keep_writes": ("lose_status_writes", False)}
+    if op in edits:
+        w.edit(edits[op])
+    elif op in faults:
+        setattr(w, *faults[op])
+    elif op == "forget_triggers" and w.cluster is not None:
+        # The JobManager restarted (or rest.async.store-duration passed): savepoint/stop results are gone.
+        w.cluster.triggers.clear()
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mode=st.sampled_from(["savepoint", "last-state", "stateless"]), ops=st.lists(OPS, min_size=1, max_size=25),
        parallelism=st.lists(st.integers(1, 4), min_size=25, max_size=25))
@@ -28,7 +49,6 @@ def test_random_operations_keep_the_invariants_and_settle(mode, ops, parallelism
     parent["spec"]["job"]["upgradeMode"] = mode
     w = World(parent)
     w.run_until(lambda w: w.lifecycle() == "STABLE")
-    nonce = [0]
     valid_parallelism = [2]
     final_values: dict[str, int] = {}
 
@@ -51,31 +71,7 @@ def test_random_operations_keep_the_invariants_and_settle(mode, ops, parallelism
     for index, op in enumerate(ops):
         if op == "parallelism":
             valid_parallelism[0] = parallelism[index]
-            w.edit(lambda s, index=index: s["job"].update(parallelism=parallelism[index]))
-        elif op == "suspend":
-            w.edit(lambda s: s["job"].update(state="suspended"))
-        elif op == "resume":
-            w.edit(lambda s: s["job"].update(state="running"))
-        elif op == "restart":
-            w.edit(lambda s, index=index: s.update(restartNonce=index))
-        elif op == "savepoint_nonce":
-            nonce[0] += 1
-            w.edit(lambda s: s["job"].update(savepointTriggerNonce=nonce[0]))
-        elif op == "image":
-            w.edit(lambda s, index=index: s.update(image=f"flink:1.20.{index}"))
-        elif op == "invalid":
-            w.edit(lambda s: s["job"].update(parallelism=0))
-        elif op == "flink_down":
-            w.flink_down = True
-        elif op == "flink_up":
-            w.flink_down = False
-        elif op == "lose_writes":
-            w.lose_status_writes = True
-        elif op == "keep_writes":
-            w.lose_status_writes = False
-        elif op == "forget_triggers" and w.cluster is not None:
-            # The JobManager restarted (or rest.async.store-duration passed): savepoint/stop results are gone.
-            w.cluster.triggers.clear()
+        apply_op(w, op, index, parallelism[index])
         w.tick()
         check_sync()
 

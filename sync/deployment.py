@@ -324,8 +324,10 @@ def sync_deployment(parent: dict[str, Any], children: dict[str, Any] | None, fli
     labels = (parent.get("metadata") or {}).get("labels") or {}
     if str(labels.get("flink.apache.org/canary", "")).lower() == "true":
         return _canary(parent, finalizing)
-    # A resync with the inputs of an earlier one that changed nothing gets that answer (sync/settled.py).
-    key = None if finalizing else settled.digest(parent, children, flink, settings, session_jobs, pods)
+    # A resync with the inputs of an earlier one that changed nothing gets that answer (sync/settled.py). A parent
+    # without a status has no record to answer from, and its answer (a status) is no fixed point to keep.
+    keeps = not finalizing and isinstance(parent.get("status"), dict)
+    key = settled.digest(parent, children, flink, settings, session_jobs, pods) if keeps else None
     if key is not None:
         kept = settled.answer(parent, children, key, now_ms)
         if kept is not None:

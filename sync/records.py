@@ -298,11 +298,11 @@ def settled_of(status: Any) -> SettledRecord | None:
     it is absent or not a record this version reads (then the whole sync runs, and intake has its say)."""
     records = status.get("flinkSync") if isinstance(status, dict) else None
     raw = records.get("settled") if isinstance(records, dict) else None
-    if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str):
+    if not isinstance(raw, dict):
         return None
     for slot in _slots(SettledRecord):
         value = raw.get(slot.key)
-        if slot.key != "digest" and value is not None and (type(value) is not int):
+        if (value is None and slot.required) or (value is not None and type(value) is not slot.kind):
             return None
     return SettledRecord.from_json(raw)
 

@@ -153,6 +153,18 @@ def _settled_world(**config: str) -> SettledWorld:
     return world
 
 
+def _quiet_world() -> tuple[SettledWorld, dict[str, Any], Any, str]:
+    """A settled world after a few quiet resyncs, with the inputs of its next sync and their digest."""
+    w = _settled_world()
+    for _ in range(3):
+        w.tick()
+        w.sync()
+    children, observation = w.request_children(), w._observe()
+    key = settled.digest(w.parent, children, observation, KEPT, None, w.pods)
+    assert key is not None
+    return w, children, observation, key
+
+
 def test_a_stable_deployment_settles_with_one_write_and_is_then_answered_from_its_record():
     w = _settled_world()
     statuses = []
@@ -168,13 +180,7 @@ def test_a_stable_deployment_settles_with_one_write_and_is_then_answered_from_it
 
 
 def test_any_change_of_the_inputs_runs_the_whole_sync():
-    w = _settled_world()
-    for _ in range(3):
-        w.tick()
-        w.sync()
-    children = w.request_children()
-    observation = w._observe()
-    key = settled.digest(w.parent, children, observation, KEPT, None, w.pods)
+    w, children, observation, key = _quiet_world()
     edited = copy.deepcopy(w.parent)
     edited["spec"]["job"]["parallelism"] = 3
     assert settled.digest(edited, children, observation, KEPT, None, w.pods) != key
@@ -189,12 +195,8 @@ def test_any_change_of_the_inputs_runs_the_whole_sync():
 
 
 def test_a_child_without_its_last_applied_configuration_is_never_answered_from_a_record():
-    w = _settled_world()
-    for _ in range(3):
-        w.tick()
-        w.sync()
-    children = w.request_children()
-    key = settled.digest(w.parent, children, w._observe(), KEPT, None, w.pods)
+    w, children, _, key = _quiet_world()
+    assert settled.answer(w.parent, children, key, w.now_ms) is not None
     first = next(iter(children["Deployment.apps/v1"].values()))
     del first["metadata"]["annotations"][LAST_APPLIED]
     assert settled.answer(w.parent, children, key, w.now_ms) is None
@@ -267,3 +269,11 @@ def test_the_property_test_answered_from_records():
         w.tick()
         w.sync()
     assert SettledWorld.hits - before >= 3
+
+
+@pytest.mark.parametrize("record", [{"until": 5}, {"digest": 3}, {"digest": "a", "since": True},
+                                    {"digest": "a", "resyncMs": 1.5}, "digest", None])
+def test_a_record_this_version_cannot_read_runs_the_whole_sync(record):
+    from sync.records import settled_of
+    assert settled_of({"flinkSync": {"settled": record}}) is None
+    assert settled_of({"flinkSync": {"settled": {"digest": "a", "until": 5, "resyncMs": 60_000}}}) is not None
